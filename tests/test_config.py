@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from videoact.config import (
+    ConfigError,
+    RunConfig,
+    fingerprint,
+    load_config,
+    parse_override,
+    to_dict,
+    to_yaml,
+)
+
+
+@dataclass(frozen=True)
+class Inner:
+    rate: float = 0.5
+    names: list[str] = field(default_factory=list)
+    mode: Literal["a", "b"] = "a"
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Outer:
+    inner: Inner = field(default_factory=Inner)
+    steps: int = 3
+    tag: str = "x"
+
+
+def test_defaults_file_then_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("inner:\n  rate: 2\n  names: [p, q]\nsteps: 5\n")
+    cfg = load_config(Outer, f, ["inner.mode=b", "steps=7", "tag=007", "inner.path=/tmp/x"])
+    assert cfg.inner.rate == 2.0 and isinstance(cfg.inner.rate, float)
+    assert cfg.inner.names == ["p", "q"]
+    assert cfg.inner.mode == "b"
+    assert cfg.steps == 7
+    assert cfg.tag == "007"  # a string field keeps the text as typed
+    assert cfg.inner.path == Path("/tmp/x")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["inner.rat=1"], "unknown config key 'inner.rat' (did you mean 'inner.rate'?)"),
+        (["nope=1"], "unknown config key 'nope'"),
+        (["steps=1.5"], "steps: expected an integer"),
+        (["steps=true"], "steps: expected an integer"),
+        (["inner.mode=c"], "inner.mode: 'c' is not one of 'a', 'b'"),
+        (["inner.names=3"], "inner.names: expected a list"),
+        (["inner=3"], "inner: expected a mapping"),
+        (["steps"], "must look like key.sub=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=None) as exc:
+        load_config(Outer, None, overrides)
+    assert message in str(exc.value)
+
+
+def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("inner:\n  rte: 1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(Outer, f)
+    assert str(f) in str(exc.value) and "'inner.rte'" in str(exc.value) and "'inner.rate'" in str(exc.value)
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    f = tmp_path / "broken.yaml"
+    f.write_text("inner: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(Outer, f)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(Outer, tmp_path / "missing.yaml")
+    f.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(Outer, f)
+
+
+def test_parse_override_types() -> None:
+    assert parse_override("a.b=true") == (["a", "b"], True)
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=x=y") == (["a"], "x=y")
+
+
+def test_fingerprint_changes_with_any_value_and_yaml_round_trips(tmp_path: Path) -> None:
+    a = load_config(RunConfig)
+    b = load_config(RunConfig, None, ["decode.backend=pyav"])
+    assert fingerprint(a) != fingerprint(b)
+    assert fingerprint(a) == fingerprint(load_config(RunConfig))
+    f = tmp_path / "saved.yaml"
+    f.write_text(to_yaml(b))  # the commented template is itself a valid config
+    assert to_dict(load_config(RunConfig, f)) == to_dict(b)
+
+
+def test_shipped_configs_load() -> None:
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert files, "configs/ should ship at least the default run config"
+    for f in files:
+        load_config(RunConfig, f)

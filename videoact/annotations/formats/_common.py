@@ -1,0 +1,148 @@
+"""Plumbing shared by the format modules: the registry of importers/exporters and error helpers."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import io
+import pickle
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videoact.annotations.schema import AnnotationError
+from videoact.annotations.tables import Tables
+
+Importer = Callable[..., Tables]  # (path, **options) -> Tables
+Exporter = Callable[..., list[Path]]  # (tables, out, **options) -> written files
+
+_importers: dict[str, Importer] = {}
+_exporters: dict[str, Exporter] = {}
+
+
+class FormatError(AnnotationError):
+    """A malformed annotation file: the message names the file, the line (1-based) and the problem."""
+
+    def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+def _register(table: dict[str, Any], kind: str, name: str) -> Callable[[Any], Any]:
+    def decorator(fn: Any) -> Any:
+        if name in table:
+            warnings.warn(f"{kind} {name!r} registered twice; the later one wins", stacklevel=2)
+        table[name] = fn
+        return fn
+    return decorator
+
+
+def register_importer(name: str) -> Callable[[Importer], Importer]:
+    """Register ``fn(path, **options) -> Tables`` as the importer of format ``name``."""
+    return _register(_importers, "importer", name)
+
+
+def register_exporter(name: str) -> Callable[[Exporter], Exporter]:
+    """Register ``fn(tables, out, **options) -> list[Path]`` as the exporter of format ``name``."""
+    return _register(_exporters, "exporter", name)
+
+
+def list_importers(pattern: str = "*") -> list[str]:
+    return sorted(n for n in _importers if fnmatch.fnmatch(n, pattern))
+
+
+def list_exporters(pattern: str = "*") -> list[str]:
+    return sorted(n for n in _exporters if fnmatch.fnmatch(n, pattern))
+
+
+def _lookup(table: dict[str, Any], kind: str, name: str) -> Any:
+    if name not in table:
+        raise AnnotationError(f"unknown {kind} format {name!r}; available: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def _call(fn: Callable[..., Any], name: str, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = [k for k in options if k not in params and not takes_any]
+    if unknown:
+        known = [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        raise AnnotationError(f"format {name!r} does not take option(s) {unknown}; it takes {known}")
+    return fn(*args, **options)
+
+
+def import_annotations(fmt: str, path: str | Path, **options: Any) -> Tables:
+    """Read a file (or folder) in format ``fmt`` into ``Tables``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    return _call(_lookup(_importers, "import", fmt), fmt, (path,), options)
+
+
+def export_annotations(fmt: str, tables: Tables, out: str | Path, **options: Any) -> list[Path]:
+    """Write ``tables`` in format ``fmt`` to ``out``; returns the files written."""
+    return _call(_lookup(_exporters, "export", fmt), fmt, (tables, Path(out)), options)
+
+
+def parse_float(text: str, path: str | Path, line: int, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise FormatError(path, line, f"{what} is not a number: {text!r}") from None
+    if not np.isfinite(value):
+        raise FormatError(path, line, f"{what} is not finite: {text!r}")
+    return value
+
+
+def parse_int(text: str, path: str | Path, line: int, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise FormatError(path, line, f"{what} is not an integer: {text!r}") from None
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: no arbitrary code from a shared file."""
+
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("builtins", "slice"), ("collections", "OrderedDict"),
+        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED or (module.startswith("numpy") and name.endswith("Dtype")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays and plain data are allowed")
+
+
+def safe_pickle_load(path: str | Path) -> Any:
+    """Load a pickle that may only contain dicts, lists, scalars and numpy arrays.
+
+    mmaction2 / pyskl annotation files are pickles. Pickle can run code, so this loader refuses any
+    class other than numpy's array machinery; a file that needs more is rejected, not trusted.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return _NumpyOnlyUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, ImportError) as exc:
+        raise FormatError(path, None, f"not a plain-data pickle ({exc})") from None
+
+
+def accepts(fn: Callable[..., Any]) -> list[str]:
+    """The keyword options of an importer or exporter (for ``--help`` listings)."""
+    return [k for k, p in inspect.signature(fn).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def get_importer(name: str) -> Importer:
+    return _lookup(_importers, "import", name)
+
+
+def get_exporter(name: str) -> Exporter:
+    return _lookup(_exporters, "export", name)

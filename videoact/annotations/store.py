@@ -1,0 +1,257 @@
+"""On-disk layout of a run (or an imported dataset): one Parquet file per table per video.
+
+::
+
+    RUN_DIR/
+      manifest.json               what made this directory (config, versions, per-video status)
+      config.yaml                 the resolved config (runs only)
+      videos/<video>.parquet      one file per video and table, written atomically (temp + rename),
+      segments/<video>.parquet    so a killed run never leaves a half file and a resumed run can
+      boxes/<video>.parquet       skip what is done
+      skeletons/<video>.parquet
+      forecasts/<video>.parquet
+      labels/<label_space>.parquet
+
+DuckDB reads it directly: ``SELECT * FROM 'RUN_DIR/segments/*.parquet'``. Every file carries
+``videoact.schema_version`` and ``videoact.table`` in its Parquet key-value metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from videoact.annotations import schema
+from videoact.annotations.tables import Tables
+
+MANIFEST = "manifest.json"
+
+
+def file_key(name: str) -> str:
+    """A file-name-safe, reversible key for a video id or label space (``/`` and friends escaped)."""
+    key = quote(name, safe="-_.,=+@")
+    return "%2E" + key[1:] if key.startswith(".") else key
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _to_arrow(name: str, df: pd.DataFrame, where: str) -> pa.Table:
+    df = schema.validate(name, df, where=where)
+    arrays = []
+    for col in schema.SCHEMAS[name]:
+        values = df[col.name]
+        if pa.types.is_list(col.type):
+            arr = pa.array([None if v is None else list(v) for v in values], type=col.type)
+        else:
+            arr = pa.array(values.astype(object).where(values.notna(), None).tolist(), type=col.type)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(name))
+
+
+def write_parquet(path: Path, name: str, df: pd.DataFrame) -> None:
+    """Validate ``df`` as table ``name`` and write it atomically to ``path``."""
+    table = _to_arrow(name, df, where=str(path))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def read_parquet(path: Path, name: str) -> pd.DataFrame:
+    """Read one table file, checking its schema version."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise schema.AnnotationError(f"{path}: not a readable Parquet file ({exc}); delete it and re-run") from None
+    _check_meta(path, table.schema.metadata or {}, name)
+    return _to_pandas(table, name)
+
+
+def _check_meta(path: Path, meta: dict[bytes, bytes], name: str) -> None:
+    version = meta.get(b"videoact.schema_version", b"").decode()
+    if version != schema.SCHEMA_VERSION:
+        raise schema.AnnotationError(
+            f"{path}: schema version {version or 'missing'!r}, this videoact reads version "
+            f"{schema.SCHEMA_VERSION!r}; re-create the file with this version"
+        )
+    table = meta.get(b"videoact.table", b"").decode()
+    if table != name:
+        raise schema.AnnotationError(f"{path}: holds table {table!r}, expected {name!r}")
+
+
+def _to_pandas(table: pa.Table, name: str) -> pd.DataFrame:
+    data: dict[str, Any] = {}
+    for col in schema.SCHEMAS[name]:
+        arr = table.column(col.name) if col.name in table.column_names else None
+        if arr is None:
+            data[col.name] = [None] * table.num_rows
+        elif pa.types.is_list(col.type):
+            data[col.name] = [None if v is None else pd.array(v, dtype="float32").to_numpy()
+                              for v in arr.to_pylist()]
+        else:
+            data[col.name] = arr.to_pylist()
+    return schema.validate(name, pd.DataFrame(data, columns=schema.columns(name)), where=name)
+
+
+def write_video_tables(root: str | Path, video_id: str, tables: Tables, *, include_empty: bool = True) -> None:
+    """Write every per-video table of one video (empty tables too, so "done" is visible on disk)."""
+    root = Path(root)
+    key = file_key(video_id)
+    for name in schema.PER_VIDEO_TABLES:
+        df = getattr(tables, name)
+        if len(df) and (df["video_id"] != video_id).any():
+            raise schema.AnnotationError(f"{name} rows for another video passed to write_video_tables({video_id!r})")
+        if len(df) or include_empty:
+            write_parquet(root / name / f"{key}.parquet", name, df)
+
+
+def write_labels(root: str | Path, labels: pd.DataFrame) -> None:
+    """Write one file per label space (replacing a label space that is already there)."""
+    root = Path(root)
+    labels = schema.validate("labels", labels)
+    for space, df in labels.groupby("label_space", sort=False):
+        write_parquet(root / "labels" / f"{file_key(str(space))}.parquet", "labels", df)
+
+
+def write_tables(root: str | Path, tables: Tables, *, manifest: dict[str, Any] | None = None) -> Path:
+    """Write a whole ``Tables`` (e.g. an imported dataset): one file per video, labels, manifest."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tables = tables.validated()
+    for vid in tables.video_ids:
+        write_video_tables(root, vid, tables.for_video(vid), include_empty=False)
+    if len(tables.labels):
+        write_labels(root, tables.labels)
+    if manifest is not None:
+        write_manifest(root, manifest)
+    return root
+
+
+def write_manifest(root: str | Path, manifest: dict[str, Any]) -> None:
+    atomic_write_text(Path(root) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise schema.AnnotationError(f"{path}: broken JSON ({exc})") from None
+
+
+def table_files(root: str | Path, name: str) -> list[Path]:
+    folder = Path(root) / name
+    return sorted(p for p in folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def stored_video_ids(root: str | Path, name: str = "videos") -> list[str]:
+    return [unquote(p.stem) for p in table_files(root, name)]
+
+
+def load(root: str | Path, tables: Iterable[str] = schema.TABLE_NAMES) -> Tables:
+    """Read a run or imported directory into ``Tables`` (pandas DataFrames).
+
+    Args:
+        root: the directory written by ``videoact run`` or ``videoact import``.
+        tables: which tables to read; the others stay empty.
+
+    Example:
+        >>> import videoact
+        >>> t = videoact.load("runs/demo")                           # doctest: +SKIP
+        >>> t.segments.groupby("label")["score"].mean()              # doctest: +SKIP
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such run directory (make one with `videoact run` or `videoact import`)")
+    out: dict[str, pd.DataFrame] = {}
+    for name in tables:
+        files = table_files(root, name)
+        if not files:
+            out[name] = schema.empty(name)
+            continue
+        parts = [read_parquet(p, name) for p in files]
+        nonempty = [p for p in parts if len(p)]
+        out[name] = pd.concat(nonempty, ignore_index=True) if nonempty else schema.empty(name)
+        if "seq" in out[name].columns and out[name]["seq"].notna().all() and len(out[name]):
+            out[name] = out[name].sort_values("seq", kind="stable").reset_index(drop=True)
+    manifest = read_manifest(root)
+    return Tables(**out, meta=dict(manifest.get("import", {}).get("meta", {})))
+
+
+def read_video_tables(root: str | Path, video_id: str) -> Tables:
+    """The stored tables of one video (missing files read as empty tables)."""
+    root = Path(root)
+    key = file_key(video_id)
+    out: dict[str, pd.DataFrame] = {}
+    for name in schema.PER_VIDEO_TABLES:
+        path = root / name / f"{key}.parquet"
+        out[name] = read_parquet(path, name) if path.exists() else schema.empty(name)
+    return Tables(**out)
+
+
+def _merge_videos(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """One row per video: values from ``new`` win, ``old`` fills what ``new`` leaves empty."""
+    if not len(old):
+        return new
+    if not len(new):
+        return old
+    merged = new.iloc[[0]].reset_index(drop=True).copy()
+    for col in merged.columns:
+        if merged[col].isna().iloc[0]:
+            merged[col] = old[col].iloc[[0]].to_numpy()
+    return merged
+
+
+def append_tables(root: str | Path, tables: Tables, record: dict[str, Any]) -> Path:
+    """Add an import to a directory: rows are appended per video, label spaces replaced, ``record`` logged.
+
+    Used by ``videoact import --append`` so that, e.g., an AVA csv, its label map and its excluded
+    timestamps end up in one ground-truth directory.
+    """
+    root = Path(root)
+    manifest = read_manifest(root)
+    if manifest.get("kind") not in (None, "import"):
+        raise schema.AnnotationError(f"{root} is a '{manifest.get('kind')}' directory; import into another directory")
+    root.mkdir(parents=True, exist_ok=True)
+    tables = tables.validated()
+    for vid in tables.video_ids:
+        new = tables.for_video(vid)
+        old = read_video_tables(root, vid)
+        merged = Tables.concat([old, new])
+        merged.videos = _merge_videos(old.videos, new.videos)
+        write_video_tables(root, vid, merged, include_empty=False)
+    if len(tables.labels):
+        write_labels(root, tables.labels)
+    manifest.setdefault("kind", "import")
+    manifest["schema_version"] = schema.SCHEMA_VERSION
+    manifest.setdefault("imports", []).append(record)
+    manifest.setdefault("import", {}).setdefault("meta", {}).update(tables.meta)
+    write_manifest(root, manifest)
+    return root

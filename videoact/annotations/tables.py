@@ -1,0 +1,96 @@
+"""``Tables``: the in-memory bundle of the six annotation tables that stages pass around."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+from videoact.annotations import schema
+
+
+@dataclass
+class Tables:
+    """The six annotation tables as pandas DataFrames (see ``schema`` for their columns).
+
+    Every head returns a ``Tables``; importers return one, exporters take one; the evaluators compare
+    two. ``meta`` carries format options an importer saw (e.g. ActivityNet's ``version``) so that the
+    matching exporter can write them back.
+
+    Example:
+        >>> t = Tables(segments=pd.DataFrame({"video_id": ["v"], "task": ["localization"],
+        ...     "t_start_s": [1.0], "t_end_s": [2.5], "score": [0.9], "source": ["demo"]}))
+        >>> t = t.validated()
+        >>> t.segments.loc[0, "t_end_s"]
+        np.float64(2.5)
+    """
+
+    videos: pd.DataFrame = field(default_factory=lambda: schema.empty("videos"))
+    segments: pd.DataFrame = field(default_factory=lambda: schema.empty("segments"))
+    boxes: pd.DataFrame = field(default_factory=lambda: schema.empty("boxes"))
+    skeletons: pd.DataFrame = field(default_factory=lambda: schema.empty("skeletons"))
+    forecasts: pd.DataFrame = field(default_factory=lambda: schema.empty("forecasts"))
+    labels: pd.DataFrame = field(default_factory=lambda: schema.empty("labels"))
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def items(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        for name in schema.TABLE_NAMES:
+            yield name, getattr(self, name)
+
+    def validated(self, where: str = "<memory>") -> Tables:
+        """A copy with every table checked and in canonical dtypes and column order."""
+        out = {name: schema.validate(name, schema.with_frames(name, df) if len(df) else df, where=where)
+               for name, df in self.items()}
+        return Tables(**out, meta=dict(self.meta))
+
+    @property
+    def video_ids(self) -> list[str]:
+        """Every video id that appears in a per-video table, in first-seen order."""
+        ids: dict[str, None] = {}
+        for name in schema.PER_VIDEO_TABLES:
+            for v in getattr(self, name)["video_id"]:
+                ids.setdefault(v, None)
+        return list(ids)
+
+    def for_video(self, video_id: str) -> Tables:
+        """The rows of one video (labels are shared, so they are kept whole)."""
+        out: dict[str, pd.DataFrame] = {}
+        for name, df in self.items():
+            out[name] = df if name == "labels" else df[df["video_id"] == video_id].reset_index(drop=True)
+        return Tables(**out, meta=dict(self.meta))
+
+    def label_names(self, label_space: str | None = None) -> dict[int, str]:
+        """``{id: name}`` of one label space (the only one when ``label_space`` is None)."""
+        df = self.labels
+        spaces = list(dict.fromkeys(df["label_space"]))
+        if label_space is None:
+            if len(spaces) > 1:
+                raise schema.AnnotationError(f"several label spaces {spaces}: say which one")
+            label_space = spaces[0] if spaces else None
+        sub = df[df["label_space"] == label_space]
+        return dict(zip(sub["id"].astype(int), sub["name"], strict=True))
+
+    @classmethod
+    def concat(cls, parts: Iterable[Tables]) -> Tables:
+        parts = list(parts)
+        if not parts:
+            return cls()
+        out: dict[str, pd.DataFrame] = {}
+        for name in schema.TABLE_NAMES:
+            frames = [getattr(p, name) for p in parts if len(getattr(p, name))]
+            out[name] = (pd.concat(frames, ignore_index=True) if frames else schema.empty(name))
+        meta: dict[str, Any] = {}
+        for p in parts:
+            meta.update(p.meta)
+        return cls(**out, meta=meta)
+
+    def __len__(self) -> int:
+        return sum(len(df) for _, df in self.items())
+
+    def summary(self) -> dict[str, int]:
+        return {name: len(df) for name, df in self.items()}
+
+
+assert [f.name for f in fields(Tables)][:-1] == list(schema.TABLE_NAMES)

@@ -1,0 +1,286 @@
+"""``videoact`` command line: run | eval | export | import | train | info | config.
+
+Exit codes: 0 success; 1 the run finished but some videos failed (see the manifest);
+2 bad input or usage (the message names the file or key); 3 the command is not available yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn
+
+from videoact import __version__
+
+EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EVAL_TASKS = ("ava", "recognition", "lta", "tad", "tas")
+
+
+class CLIError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _unavailable(command: str, what: str) -> NoReturn:
+    raise CLIError(f"`videoact {command}` is not available yet in videoact {__version__}: {what}. "
+                   "The command line is final; the implementation lands in a later release.", EXIT_UNAVAILABLE)
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from videoact.config import RunConfig, load_config
+    from videoact.runner.inputs import resolve_inputs
+    from videoact.runner.run import run_videos
+
+    cfg = load_config(RunConfig, args.config, args.overrides)
+    refs = resolve_inputs(args.input)
+    summary = run_videos(refs, args.output, cfg, input_spec=args.input,
+                         show_progress=False if args.quiet else None)
+    for vid, err in summary.failed.items():
+        print(f"videoact: failed: {vid}: {err}", file=sys.stderr)
+    print(summary.line())
+    return EXIT_OK if summary.ok else EXIT_FAILED_VIDEOS
+
+
+# ------------------------------------------------------------------------------------------------ eval
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    for p in (args.gt, args.pred, args.label_map):
+        if p is not None and not Path(p).exists():
+            raise CLIError(f"{p}: no such file or directory")
+    _unavailable("eval", f"the official {args.task} metric is not implemented in this version")
+
+
+# ------------------------------------------------------------------------------------------------ import / export
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for text in pairs:
+        if "=" not in text:
+            raise CLIError(f"-O {text!r}: options look like key=value")
+        k, v = text.split("=", 1)
+        out[k.replace("-", "_")] = v
+    return out
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from videoact.annotations import store
+    from videoact.annotations.formats import import_annotations
+
+    options: dict[str, Any] = _parse_options(args.option)
+    for name in ("label_map", "kind", "dataset", "source"):
+        if getattr(args, name) is not None:
+            options[name] = Path(getattr(args, name)) if name == "label_map" else getattr(args, name)
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()) and not args.append:
+        raise CLIError(f"{out}: directory is not empty; choose a new one or pass --append to add to it")
+    tables = import_annotations(args.format, args.path, **options)
+    record = {"format": args.format, "path": str(Path(args.path).resolve()),
+              "options": {k: str(v) for k, v in options.items()},
+              "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": tables.summary()}
+    store.append_tables(out, tables, record)
+    counts = ", ".join(f"{n} {k}" for k, n in tables.summary().items() if n)
+    print(f"imported {args.path} ({args.format}): {counts or 'no rows'} -> {out}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from videoact.annotations import store
+    from videoact.annotations.formats import export_annotations
+
+    options: dict[str, Any] = _parse_options(args.option)
+    if args.kind is not None:
+        options["kind"] = args.kind
+    tables = store.load(args.run_dir)
+    written = export_annotations(args.format, tables, args.output, **options)
+    for p in written:
+        print(p)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ train / info / config
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if not Path(args.config).is_file():
+        raise CLIError(f"{args.config}: config file not found")
+    _unavailable("train", "no trainable model is registered in this version")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from videoact.decode.probe import fraction_str, probe_video
+
+    info = probe_video(args.video, backend=args.backend)
+    if args.json:
+        print(json.dumps(info.as_dict()))
+        return EXIT_OK
+    rows = [("file", info.path), ("codec", info.codec), ("size", f"{info.width}x{info.height}"),
+            ("rotation", f"{info.rotation} deg"), ("fps", f"{info.fps:.6g} ({fraction_str(info.fps)})"),
+            ("frames", f"{info.n_frames}" + ("" if info.n_frames_exact else " (estimated from duration)")),
+            ("duration", f"{info.duration_s:.3f} s"), ("decoded by", info.backend)]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return EXIT_OK
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from videoact.config import RunConfig, fingerprint, load_config, to_yaml
+
+    cfg = load_config(RunConfig, args.config, args.overrides)
+    print(f"# resolved run config (fingerprint {fingerprint(cfg)})")
+    print(to_yaml(cfg, comments=not args.plain), end="")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+def _formats_epilog(kind: str) -> str:
+    from videoact.annotations.formats import _common
+
+    names = _common.list_importers() if kind == "import" else _common.list_exporters()
+    get = _common.get_importer if kind == "import" else _common.get_exporter
+    lines = [f"formats ({kind}):"]
+    for n in names:
+        fn = get(n)
+        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        opts = ", ".join(_common.accepts(fn))
+        lines.append(f"  {n:<22} {doc}" + (f" [options: {opts}]" if opts else ""))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="videoact", formatter_class=fmt,
+        description="Video action understanding: decode -> features -> heads -> one shared annotation format.",
+        epilog="Quick start:  videoact run sample:carphone -o runs/demo\n"
+               "Every subcommand has --help. Exit codes: 0 ok, 1 some videos failed, 2 bad input, 3 not available.",
+    )
+    p.add_argument("--version", action="version", version=f"videoact {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", formatter_class=fmt, help="run the pipeline on videos into a run directory",
+                       description="Run every available stage on INPUT and write the shared tables to RUN_DIR.\n\n"
+                                   "INPUT is a video file, a directory (searched recursively), a manifest "
+                                   "(.csv with a 'path' column, or .txt with one path per line), or "
+                                   "sample:NAME (carphone, bikes, bigbuckbunny, all).",
+                       epilog="Example: videoact run videos/ -o runs/a -c configs/default.yaml decode.backend=pyav")
+    r.add_argument("input", metavar="INPUT")
+    r.add_argument("-o", "--output", metavar="RUN_DIR", required=True, help="run directory (created; resumable)")
+    r.add_argument("-c", "--config", metavar="CONFIG.yaml", help="config file (defaults: `videoact config show`)")
+    r.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("eval", formatter_class=fmt, help="score predictions against ground truth (official metrics)",
+                       description="Compare a prediction table with a ground-truth table of the same format.\n"
+                                   "TASK: ava (frame-mAP@0.5), recognition (top-k), lta (Ego4D edit distance), "
+                                   "tad (temporal detection mAP), tas (segmentation MoF/Edit/F1).")
+    e.add_argument("task", choices=EVAL_TASKS, metavar="TASK", help=", ".join(EVAL_TASKS))
+    e.add_argument("--gt", required=True, metavar="PATH", help="ground truth: a run/import directory or a file")
+    e.add_argument("--pred", required=True, metavar="PATH", help="predictions: a run/import directory or a file")
+    e.add_argument("--label-map", metavar="PATH", help="label map (e.g. AVA pbtxt)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("export", formatter_class=fmt, help="write a run's tables in a field format",
+                       description="Export the tables of RUN_DIR (a run or an import) to OUT in format FMT.",
+                       epilog=_formats_epilog("export"))
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("--format", "-f", required=True, metavar="FMT", help="export format (listed below)")
+    x.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
+    x.add_argument("--kind", choices=("gt", "pred"), help="write ground-truth or prediction layout where both exist")
+    x.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE", help="format option")
+    x.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", formatter_class=fmt, help="read a field format into the shared tables",
+                       description="Import PATH (format FMT) into the tables of directory DIR; ground truth and "
+                                   "predictions use the same tables, so `videoact eval` compares two such dirs.",
+                       epilog=_formats_epilog("import"))
+    i.add_argument("format", metavar="FMT", help="import format (listed below)")
+    i.add_argument("path", metavar="PATH")
+    i.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    i.add_argument("--label-map", metavar="PATH", help="label map / class list to name and check labels")
+    i.add_argument("--kind", choices=("gt", "pred", "auto"), 
+                   help="ground truth or predictions (formats that hold both)")
+    i.add_argument("--dataset", help="dataset name recorded in the tables")
+    i.add_argument("--source",
+                   help="value of the source column (default: ground_truth:<dataset> / predictions:<file>)")
+    i.add_argument("--append", action="store_true", help="add to an existing directory (e.g. a label map next to its csv)")
+    i.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE", help="format option")
+    i.set_defaults(func=cmd_import)
+
+    t = sub.add_parser("train", formatter_class=fmt, help="train a model from a config file",
+                       description="Train the model a config describes; checkpoints each epoch, resumable.")
+    t.add_argument("config", metavar="CONFIG.yaml")
+    t.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    t.set_defaults(func=cmd_train)
+
+    n = sub.add_parser("info", formatter_class=fmt, help="print a video's metadata",
+                       description="Print the metadata of VIDEO (and prove its first frame decodes).")
+    n.add_argument("video", metavar="VIDEO")
+    n.add_argument("--backend", choices=("auto", "decord", "pyav"), default="auto", help="reader (default auto)")
+    n.add_argument("--json", action="store_true", help="print one JSON object")
+    n.set_defaults(func=cmd_info)
+
+    c = sub.add_parser("config", formatter_class=fmt, help="show the resolved config",
+                       description="Configuration commands.")
+    csub = c.add_subparsers(dest="config_command", metavar="ACTION")
+    csub.required = True
+    cs = csub.add_parser("show", formatter_class=fmt, help="print the resolved config with every key documented",
+                         description="Print defaults, or CONFIG with overrides applied, as YAML.")
+    cs.add_argument("config", nargs="?", metavar="CONFIG.yaml")
+    cs.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    cs.add_argument("--plain", action="store_true", help="no comments")
+    cs.set_defaults(func=cmd_config_show)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from videoact.annotations.schema import AnnotationError
+    from videoact.config import ConfigError
+    from videoact.decode.probe import VideoDecodeError
+    from videoact.runner.inputs import InputError
+    from videoact.runner.run import StageError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # `config show key=value` without a file: argparse would take the override as CONFIG.
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may follow options (`run IN -o OUT -q a.b=1`), which plain argparse rejects.
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "config_command", None) == "show" and args.config and "=" in args.config \
+            and not Path(args.config).exists():
+        args.overrides = [args.config, *args.overrides]
+        args.config = None
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except CLIError as exc:
+        print(f"videoact: error: {exc}", file=sys.stderr)
+        return exc.code
+    except (AnnotationError, ConfigError, VideoDecodeError, InputError, StageError, FileNotFoundError,
+            NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        print(f"videoact: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("videoact: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Typed configuration: one frozen dataclass per stage, one YAML file, dotted overrides from the CLI.
+
+No inheritance chains and no ``_base_``: a config file is the whole story, and what a run used is
+saved as ``config.yaml`` in its directory. Unknown keys and wrong types are errors naming the key::
+
+    cfg = load_config(RunConfig, "configs/default.yaml", ["decode.backend=pyav"])
+    cfg.decode.backend  # 'pyav'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the key and the fix."""
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """A dataclass field with a one-line doc, shown by ``videoact config show``."""
+    return field(metadata={"doc": text}, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage configs. Add a field only when the code reads it: every key here does something.
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    backend: Literal["auto", "decord", "pyav"] = doc(
+        "video reader: auto tries decord and falls back to PyAV when decord cannot open the file",
+        default="auto",
+    )
+    sha256: bool = doc("hash every video file into the videos table (slow on large archives)", default=False)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    skip_done: bool = doc("skip videos whose outputs exist for the same config fingerprint", default=True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``videoact run`` reads, stage by stage in pipeline order."""
+
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against type ``tp`` and convert it (nested dataclasses, lists, optionals)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: {value!r} does not match {_type_name(tp)}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, prefix=key + ".")
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item_tp = args[0] if args else Any
+        items = [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple or tp is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        vt = args[1] if args else Any
+        return {str(k): _convert(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value)
+    raise ConfigError(f"{key}: unsupported config type {tp!r}")  # a bug in a dataclass, not in the file
+
+
+def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {prefix + str(key)!r}{hint}; known keys here: {', '.join(names)}")
+    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> (["a", "b"], value parsed as YAML: ``true``, ``3``, ``[1, 2]``, strings as is)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def _set_dotted(cls: type, data: dict[str, Any], path: list[str], value: Any, raw: str) -> None:
+    node, tp = data, cls
+    for i, part in enumerate(path):
+        hints = typing.get_type_hints(tp) if dataclasses.is_dataclass(tp) else {}
+        if part not in hints:
+            dotted = ".".join(path[: i + 1])
+            close = difflib.get_close_matches(part, list(hints), n=1)
+            hint = f" (did you mean {'.'.join([*path[:i], close[0]])!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {dotted!r}{hint}")
+        tp = hints[part]
+        if i == len(path) - 1:
+            # A string field keeps the text as typed ("name=007" stays "007").
+            node[part] = raw if tp is str and not isinstance(value, str) else value
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{'.'.join(path[: i + 1])} is not a section")
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Build config ``cls`` from defaults, then a YAML file, then ``key.sub=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded
+    for text in overrides:
+        keys, value = parse_override(text)
+        _set_dotted(cls, data, keys, value, text.split("=", 1)[1])
+    try:
+        return _build(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain, JSON/YAML-able dict of a config (Paths as strings, tuples as lists)."""
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+    return plain(cfg)
+
+
+def fingerprint(cfg: Any) -> str:
+    """12 hex characters that change whenever any config value changes."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def to_yaml(cfg: Any, *, comments: bool = True) -> str:
+    """YAML of a config; with ``comments`` every key carries its doc, so the output is a template."""
+    if not comments:
+        return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    lines: list[str] = []
+
+    def emit(obj: Any, indent: int) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            pad = "  " * indent
+            text = f.metadata.get("doc")
+            if dataclasses.is_dataclass(value):
+                lines.append(f"{pad}{f.name}:")
+                emit(value, indent + 1)
+                continue
+            rendered = yaml.safe_dump({f.name: to_dict(value)}, default_flow_style=True, width=1000).strip()
+            rendered = rendered[1:-1] if rendered.startswith("{") else rendered
+            lines.append(f"{pad}{rendered}" + (f"  # {text}" if text else ""))
+
+    emit(cfg, 0)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Official metrics over two ``Tables`` (ground truth, predictions). Not in this release yet."""

@@ -1,0 +1,1 @@
+"""Heads: recognition, AVA detection, temporal detection, segmentation, anticipation -> ``Tables``. Not yet."""

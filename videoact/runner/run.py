@@ -1,0 +1,157 @@
+"""The main job: every video through the pipeline, one at a time, into a run directory.
+
+``process_video`` is pure (a video and a config in, ``Tables`` out); ``run_videos`` is the driver
+that writes each video's tables atomically, records per-video status in ``manifest.json``, skips
+videos already done with the same config, and keeps going when one video fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from videoact import __version__
+from videoact.annotations import schema, store
+from videoact.annotations.tables import Tables
+from videoact.config import RunConfig, fingerprint, to_dict, to_yaml
+from videoact.decode.probe import VideoDecodeError, probe_video, sha256_file
+from videoact.runner.inputs import VideoRef
+
+log = logging.getLogger("videoact.run")
+
+STAGES = ("decode",)  # stages this version runs, in order; heads join as they land
+
+
+class StageError(RuntimeError):
+    """A video failed in a named stage (recorded in the manifest, the run goes on)."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        self.stage, self.message = stage, message
+        super().__init__(f"{stage}: {message}")
+
+
+def process_video(ref: VideoRef, cfg: RunConfig) -> Tables:
+    """Run every available stage on one video and return its tables.
+
+    Raises:
+        StageError: naming the stage that failed and why.
+    """
+    try:
+        info = probe_video(ref.path, backend=cfg.decode.backend)
+    except VideoDecodeError as exc:
+        raise StageError("decode", str(exc)) from None
+    videos = pd.DataFrame([{
+        "video_id": ref.video_id, "uri": str(ref.path.resolve()), "fps": info.fps, "n_frames": info.n_frames,
+        "duration_s": info.duration_s, "width": info.width, "height": info.height, "rotation": info.rotation,
+        "codec": info.codec, "sha256": sha256_file(ref.path) if cfg.decode.sha256 else None,
+        "source": f"videoact-{__version__}@{fingerprint(cfg)}",
+        "attrs": schema.dumps_attrs({"decode_backend": info.backend, "n_frames_exact": info.n_frames_exact}),
+    }])
+    return Tables(videos=videos).validated(where=str(ref.path))
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "videoact": __version__}
+    for pkg in ("numpy", "pandas", "pyarrow", "av", "decord", "torch", "torchvision", "timm"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _identity(path: Path) -> dict[str, Any]:
+    try:
+        st = path.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except OSError:
+        return {}
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def line(self) -> str:
+        n = len(self.done) + len(self.skipped) + len(self.failed)
+        rate = len(self.done) / self.seconds * 3600 if self.seconds > 0 and self.done else 0.0
+        return (f"{n} video(s): {len(self.done)} done, {len(self.skipped)} skipped (already done), "
+                f"{len(self.failed)} failed in {self.seconds:.1f}s ({rate:.0f} videos/hour) -> {self.run_dir}")
+
+
+def run_videos(refs: list[VideoRef], run_dir: str | Path, cfg: RunConfig, *, input_spec: str = "",
+               show_progress: bool | None = None) -> RunSummary:
+    """Process ``refs`` into ``run_dir``; a failing video is recorded and the run continues."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fp = fingerprint(cfg)
+    manifest = store.read_manifest(run_dir)
+    if manifest and manifest.get("kind") not in (None, "run"):
+        raise StageError("runner", f"{run_dir} holds a '{manifest.get('kind')}' directory, not a run; "
+                                   "choose another -o")
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest.update({
+        "kind": "run", "videoact_version": __version__, "schema_version": schema.SCHEMA_VERSION,
+        "created": manifest.get("created", now), "updated": now, "input": input_spec,
+        "stages": list(STAGES), "config_fingerprint": fp, "config": to_dict(cfg), "versions": _versions(),
+    })
+    status: dict[str, dict[str, Any]] = manifest.setdefault("videos", {})
+    store.atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    summary = RunSummary(run_dir)
+    start = time.perf_counter()
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    bar = tqdm(refs, desc="videos", unit="video", disable=not show_progress)
+    for ref in bar:
+        ident = _identity(ref.path)
+        prev = status.get(ref.video_id, {})
+        key_file = run_dir / "videos" / f"{store.file_key(ref.video_id)}.parquet"
+        if (cfg.runner.skip_done and prev.get("status") == "done" and prev.get("config_fingerprint") == fp
+                and prev.get("identity") == ident and key_file.exists()):
+            summary.skipped.append(ref.video_id)
+            continue
+        t0 = time.perf_counter()
+        entry: dict[str, Any] = {"uri": str(ref.path), "identity": ident, "config_fingerprint": fp}
+        try:
+            tables = process_video(ref, cfg)
+            store.write_video_tables(run_dir, ref.video_id, tables)
+            entry.update(status="done", rows=tables.summary())
+            summary.done.append(ref.video_id)
+        except StageError as exc:
+            entry.update(status="failed", stage=exc.stage, error=exc.message)
+            summary.failed[ref.video_id] = str(exc)
+            log.warning("%s failed in %s: %s", ref.video_id, exc.stage, exc.message)
+        except Exception as exc:  # a bug or an unexpected library error: record it, keep the batch alive
+            entry.update(status="failed", stage="internal", error=f"{type(exc).__name__}: {exc}",
+                         traceback=traceback.format_exc(limit=8))
+            summary.failed[ref.video_id] = f"internal: {type(exc).__name__}: {exc}"
+            log.error("%s failed with an unexpected error: %s", ref.video_id, exc)
+        entry["seconds"] = round(time.perf_counter() - t0, 4)
+        status[ref.video_id] = entry
+        if not show_progress:
+            log.info("%s: %s (%.2fs)", ref.video_id, entry["status"], entry["seconds"])
+        store.write_manifest(run_dir, manifest)
+    summary.seconds = time.perf_counter() - start
+    manifest["summary"] = {"done": len(summary.done), "skipped": len(summary.skipped),
+                           "failed": len(summary.failed), "seconds": round(summary.seconds, 3)}
+    store.write_manifest(run_dir, manifest)
+    return summary
