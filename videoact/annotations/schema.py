@@ -22,8 +22,9 @@ Conventions, shared by every table:
 * Boxes are ``x1, y1, x2, y2`` normalised to [0, 1] with (0, 0) the top-left corner (AVA convention).
 * ``score`` is a confidence in [0, 1] for predictions and 1.0 for ground truth.
 * ``source`` says who made the row: ``ground_truth:<dataset>`` or ``<model>@<config fingerprint>``.
-* ``seq`` keeps the position of a row in the file it came from (line number, action index), so
-  exporters can restore the original order; it is null for rows made by the pipeline.
+* ``seq`` keeps the position of a row in the file it came from (a line number, or an index that
+  restarts per video such as Ego4D's ``action_idx``), so exporters can restore the original order;
+  ``store.load`` sorts by it when it is unique over the table. It is null for rows made by the pipeline.
 * ``attrs`` is a JSON object (as a string) for format fields that have no column, so imports stay
   lossless without widening the schema for every dataset.
 """
@@ -201,6 +202,8 @@ def _coerce(series: pd.Series, col: Column, where: str) -> pd.Series:
             return np.asarray(v, dtype=np.float32).reshape(-1)
         return series.map(to_array).astype(object)
     dtype = _PANDAS_DTYPES[col.type]
+    if series.dtype == dtype:  # already canonical (tables read back or re-validated): no copy
+        return series
     try:
         if col.type == pa.int64():
             numeric = pd.to_numeric(series, errors="raise")
@@ -217,6 +220,9 @@ def _coerce(series: pd.Series, col: Column, where: str) -> pd.Series:
         raise AnnotationError(f"{where}: column {col.name!r} must be {col.type}: {exc}") from None
 
 
+_EMPTY: dict[str, pd.DataFrame] = {}
+
+
 def validate(table: str, df: pd.DataFrame, *, where: str = "<memory>") -> pd.DataFrame:
     """Check a table and return it with canonical dtypes and column order.
 
@@ -231,15 +237,26 @@ def validate(table: str, df: pd.DataFrame, *, where: str = "<memory>") -> pd.Dat
             f"{where}: {table} has unknown column(s) {unknown}; known columns are {names} "
             "(put format-specific fields into the 'attrs' JSON column)"
         )
-    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    missing = [c.name for c in cols if c.required and c.name not in df.columns]
+    if missing:
+        raise AnnotationError(f"{where}: {table} is missing the required column {missing[0]!r}")
+    if len(df) == 0:
+        if table not in _EMPTY:
+            _EMPTY[table] = _validate_rows(table, cols, pd.DataFrame({c: [] for c in names}), where)
+        return _EMPTY[table].copy()
+    return _validate_rows(table, cols, df, where)
+
+
+def _validate_rows(table: str, cols: list[Column], df: pd.DataFrame, where: str) -> pd.DataFrame:
     df = df.reset_index(drop=True)
+    data: dict[str, pd.Series] = {}
     for col in cols:
         if col.name in df.columns:
-            out[col.name] = _coerce(df[col.name], col, where).values
-        elif col.required:
-            raise AnnotationError(f"{where}: {table} is missing the required column {col.name!r}")
+            data[col.name] = _coerce(df[col.name], col, where)
         else:
-            out[col.name] = _coerce(pd.Series([None] * len(df), dtype=object), col, where).values
+            data[col.name] = _coerce(pd.Series([None] * len(df), dtype=object), col, where)
+    out = pd.DataFrame(data)
+    for col in cols:
         if col.required and out[col.name].isna().any():
             row = int(np.flatnonzero(out[col.name].isna().to_numpy())[0])
             raise AnnotationError(f"{where}: {table} row {row}: required column {col.name!r} is empty")

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from videoact.annotations import schema
-from videoact.annotations.tables import Tables
+from videoact.annotations.tables import Tables, merge_meta
 
 MANIFEST = "manifest.json"
 
@@ -61,8 +62,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _to_arrow(name: str, df: pd.DataFrame, where: str) -> pa.Table:
-    df = schema.validate(name, df, where=where)
+def _to_arrow(name: str, df: pd.DataFrame, where: str, *, validated: bool = False) -> pa.Table:
+    if not validated:
+        df = schema.validate(name, df, where=where)
     arrays = []
     for col in schema.SCHEMAS[name]:
         values = df[col.name]
@@ -74,9 +76,9 @@ def _to_arrow(name: str, df: pd.DataFrame, where: str) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema.arrow_schema(name))
 
 
-def write_parquet(path: Path, name: str, df: pd.DataFrame) -> None:
-    """Validate ``df`` as table ``name`` and write it atomically to ``path``."""
-    table = _to_arrow(name, df, where=str(path))
+def write_parquet(path: Path, name: str, df: pd.DataFrame, *, validated: bool = False) -> None:
+    """Validate ``df`` as table ``name`` (unless the caller just did) and write it atomically to ``path``."""
+    table = _to_arrow(name, df, where=str(path), validated=validated)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
@@ -89,7 +91,22 @@ def read_parquet(path: Path, name: str) -> pd.DataFrame:
     except (OSError, pa.ArrowInvalid) as exc:
         raise schema.AnnotationError(f"{path}: not a readable Parquet file ({exc}); delete it and re-run") from None
     _check_meta(path, table.schema.metadata or {}, name)
-    return _to_pandas(table, name)
+    return _to_pandas(table, name, str(path))
+
+
+def _read_many(files: list[Path], name: str, where: str) -> pd.DataFrame:
+    """Read many files of one table as one Arrow table (one conversion, one validation)."""
+    tables = []
+    for path in files:
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise schema.AnnotationError(
+                f"{path}: not a readable Parquet file ({exc}); delete it and re-run"
+            ) from None
+        _check_meta(path, table.schema.metadata or {}, name)
+        tables.append(table.replace_schema_metadata(None))
+    return _to_pandas(pa.concat_tables(tables, promote_options="permissive"), name, where)
 
 
 def _check_meta(path: Path, meta: dict[bytes, bytes], name: str) -> None:
@@ -104,21 +121,25 @@ def _check_meta(path: Path, meta: dict[bytes, bytes], name: str) -> None:
         raise schema.AnnotationError(f"{path}: holds table {table!r}, expected {name!r}")
 
 
-def _to_pandas(table: pa.Table, name: str) -> pd.DataFrame:
+def _to_pandas(table: pa.Table, name: str, where: str) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for col in schema.SCHEMAS[name]:
-        arr = table.column(col.name) if col.name in table.column_names else None
-        if arr is None:
+        if col.name not in table.column_names:
             data[col.name] = [None] * table.num_rows
         elif pa.types.is_list(col.type):
-            data[col.name] = [None if v is None else pd.array(v, dtype="float32").to_numpy()
-                              for v in arr.to_pylist()]
+            data[col.name] = [None if v is None else np.asarray(v, dtype=np.float32)
+                              for v in table.column(col.name).to_pylist()]
         else:
-            data[col.name] = arr.to_pylist()
-    return schema.validate(name, pd.DataFrame(data, columns=schema.columns(name)), where=name)
+            data[col.name] = table.column(col.name).to_pandas(types_mapper=_TYPES_MAPPER.get)
+    return schema.validate(name, pd.DataFrame(data, columns=schema.columns(name)), where=where)
 
 
-def write_video_tables(root: str | Path, video_id: str, tables: Tables, *, include_empty: bool = True) -> None:
+_TYPES_MAPPER = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
+
+
+def write_video_tables(
+    root: str | Path, video_id: str, tables: Tables, *, include_empty: bool = True, validated: bool = False
+) -> None:
     """Write every per-video table of one video (empty tables too, so "done" is visible on disk)."""
     root = Path(root)
     key = file_key(video_id)
@@ -127,7 +148,7 @@ def write_video_tables(root: str | Path, video_id: str, tables: Tables, *, inclu
         if len(df) and (df["video_id"] != video_id).any():
             raise schema.AnnotationError(f"{name} rows for another video passed to write_video_tables({video_id!r})")
         if len(df) or include_empty:
-            write_parquet(root / name / f"{key}.parquet", name, df)
+            write_parquet(root / name / f"{key}.parquet", name, df, validated=validated)
 
 
 def write_labels(root: str | Path, labels: pd.DataFrame) -> None:
@@ -143,8 +164,11 @@ def write_tables(root: str | Path, tables: Tables, *, manifest: dict[str, Any] |
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tables = tables.validated()
+    groups = {name: dict(iter(getattr(tables, name).groupby("video_id", sort=False)))
+              for name in schema.PER_VIDEO_TABLES}
     for vid in tables.video_ids:
-        write_video_tables(root, vid, tables.for_video(vid), include_empty=False)
+        parts = {name: groups[name][vid].reset_index(drop=True) for name in groups if vid in groups[name]}
+        write_video_tables(root, vid, Tables(**parts), include_empty=False, validated=True)
     if len(tables.labels):
         write_labels(root, tables.labels)
     if manifest is not None:
@@ -196,10 +220,11 @@ def load(root: str | Path, tables: Iterable[str] = schema.TABLE_NAMES) -> Tables
         if not files:
             out[name] = schema.empty(name)
             continue
-        parts = [read_parquet(p, name) for p in files]
-        nonempty = [p for p in parts if len(p)]
-        out[name] = pd.concat(nonempty, ignore_index=True) if nonempty else schema.empty(name)
-        if "seq" in out[name].columns and out[name]["seq"].notna().all() and len(out[name]):
+        out[name] = _read_many(files, name, str(root / name))
+        seq = out[name]["seq"] if "seq" in out[name].columns else None
+        # seq is a global position (a file's line) for most imports: restore the file's order. Where it
+        # restarts per video (Ego4D action_idx) files stay in video order, rows in their stored order.
+        if seq is not None and len(seq) and seq.notna().all() and seq.is_unique:
             out[name] = out[name].sort_values("seq", kind="stable").reset_index(drop=True)
     manifest = read_manifest(root)
     return Tables(**out, meta=dict(manifest.get("import", {}).get("meta", {})))
@@ -252,6 +277,6 @@ def append_tables(root: str | Path, tables: Tables, record: dict[str, Any]) -> P
     manifest.setdefault("kind", "import")
     manifest["schema_version"] = schema.SCHEMA_VERSION
     manifest.setdefault("imports", []).append(record)
-    manifest.setdefault("import", {}).setdefault("meta", {}).update(tables.meta)
+    merge_meta(manifest.setdefault("import", {}).setdefault("meta", {}), tables.meta)
     write_manifest(root, manifest)
     return root

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
 
 from videoact.annotations import schema
+
+
+def merge_meta(into: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge format metadata one level deep: ``{"ava": {src1: ...}}`` + ``{"ava": {src2: ...}}`` keeps both."""
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), Mapping):
+            into[key] = {**into[key], **value}
+        else:
+            into[key] = value
+    return into
 
 
 @dataclass
@@ -83,7 +93,7 @@ class Tables:
             out[name] = (pd.concat(frames, ignore_index=True) if frames else schema.empty(name))
         meta: dict[str, Any] = {}
         for p in parts:
-            meta.update(p.meta)
+            merge_meta(meta, p.meta)
         return cls(**out, meta=meta)
 
     def __len__(self) -> int:

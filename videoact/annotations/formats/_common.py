@@ -114,6 +114,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"), ("builtins", "slice"), ("collections", "OrderedDict"),
         ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"),
+        # protocol 5 stores arrays as raw buffers rebuilt by _frombuffer (bytes -> array, no code)
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     })
 
     def find_class(self, module: str, name: str) -> Any:
