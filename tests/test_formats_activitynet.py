@@ -295,7 +295,7 @@ def test_broken_json_and_duplicate_keys(loc: Path, tmp_path: Path) -> None:
     text = (loc / "gt.json").read_text(encoding="utf-8")
     dup = tmp_path / "dup.json"
     dup.write_text(text.replace('"v_hDPLy21Yyuk"', '"v_bYUmtLBL7W4"'), encoding="utf-8")
-    with pytest.raises(FormatError, match=r"dup\.json: duplicate key 'v_bYUmtLBL7W4'"):
+    with pytest.raises(FormatError, match=r"dup\.json:\d+: duplicate key 'v_bYUmtLBL7W4'"):
         import_activitynet(dup)
     other = tmp_path / "other.json"
     other.write_text('{"videos": [1, 2]}', encoding="utf-8")

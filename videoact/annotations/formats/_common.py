@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import io
+import json
 import pickle
 import warnings
 from collections.abc import Callable
@@ -148,3 +149,39 @@ def get_importer(name: str) -> Importer:
 
 def get_exporter(name: str) -> Exporter:
     return _lookup(_exporters, "export", name)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def read_json(path: Path) -> tuple[Any, str]:
+    """Parse a json file, refusing repeated keys (json.loads would silently keep the last one).
+
+    Returns the value and the text (format modules use the text to point at lines). A syntax error or a
+    repeated key becomes a ``FormatError`` with its line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs), text
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, exc.lineno, f"broken JSON: {exc.msg} (column {exc.colno})") from None
+    except _DuplicateKey as exc:
+        needle = json.dumps(exc.key)  # the line is known when the key is written exactly twice
+        second = text.find(needle, text.find(needle) + 1) if text.count(needle) == 2 else -1
+        line = text.count("\n", 0, second) + 1 if second >= 0 else None
+        raise FormatError(path, line, f"duplicate key {exc.key!r} (JSON keys must be unique here)") from None

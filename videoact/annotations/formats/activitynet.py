@@ -52,7 +52,7 @@ from typing import Any
 import pandas as pd
 
 from videoact.annotations import schema
-from videoact.annotations.formats._common import FormatError, register_exporter, register_importer
+from videoact.annotations.formats._common import FormatError, read_json, register_exporter, register_importer
 from videoact.annotations.store import atomic_write_text
 from videoact.annotations.tables import Tables
 
@@ -64,35 +64,6 @@ DEFAULT_GT_ANN_KEYS = ["segment", "label"]
 DEFAULT_PRED_ANN_KEYS = ["label", "score", "segment"]
 _RESOLUTION = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
 _KEY_ORDER = "_key_order"  # attrs entry: this object's keys when they differ from the common order
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise _DuplicateKey(k)
-        out[k] = v
-    return out
-
-
-def _read_json(path: Path) -> tuple[Any, str]:
-    """Parse the file, refusing duplicate keys (json would silently keep the last video)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates), text
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, exc.lineno, f"broken JSON: {exc.msg} (column {exc.colno})") from None
-    except _DuplicateKey as exc:
-        raise FormatError(
-            path, None, f"duplicate key {exc.args[0]!r} in a JSON object (keys must be unique)"
-        ) from None
 
 
 _STYLES: list[dict[str, Any]] = [
@@ -226,7 +197,7 @@ def import_activitynet(
     path = Path(path)
     class_file = Path(label_map or class_list) if (label_map or class_list) else None
     classes = read_class_list(class_file) if class_file else None
-    value, text = _read_json(path)
+    value, text = read_json(path)
     if not isinstance(value, dict):
         raise FormatError(path, None, f"(top level): expected a JSON object, got {type(value).__name__}")
     if "results" in value:

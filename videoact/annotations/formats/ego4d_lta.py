@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from videoact.annotations import schema
-from videoact.annotations.formats._common import FormatError, register_exporter, register_importer
+from videoact.annotations.formats._common import FormatError, read_json, register_exporter, register_importer
 from videoact.annotations.store import atomic_write_text
 from videoact.annotations.tables import Tables
 
@@ -100,38 +100,6 @@ _DEFAULT_KEYS = [
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise _DuplicateKey(k)
-        out[k] = v
-    return out
-
-
-def _read_json(path: Path) -> tuple[Any, str]:
-    """Parse a json file; a syntax error or a repeated key becomes a FormatError with its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_unique_pairs), text
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, exc.lineno, f"broken JSON: {exc.msg} (column {exc.colno})") from None
-    except _DuplicateKey as exc:
-        needle = json.dumps(exc.key)  # the line is known when the key is written exactly twice
-        second = text.find(needle, text.find(needle) + 1) if text.count(needle) == 2 else -1
-        line = text.count("\n", 0, second) + 1 if second >= 0 else None
-        raise FormatError(path, line, f"duplicate key {exc.key!r} (JSON keys must be unique here)") from None
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -190,7 +158,7 @@ def _py(v: object) -> Any:
 def load_taxonomy(path: str | Path) -> tuple[list[str], list[str]]:
     """``(verbs, nouns)`` of an Ego4D LTA taxonomy json; ids are list positions."""
     path = Path(path)
-    data, text = _read_json(path)
+    data, text = read_json(path)
     return _parse_taxonomy(path, data, text)
 
 
@@ -231,7 +199,7 @@ def _space(version: str, head: str) -> str:
 def import_taxonomy(path: Path, *, version: str = "v1") -> Tables:
     """Verbs and nouns as two label spaces, so forecasts can be named and checked against them."""
     path = Path(path)
-    data, text = _read_json(path)
+    data, text = read_json(path)
     verbs, nouns = _parse_taxonomy(path, data, text)
     rows = [{"label_space": _space(version, "verb"), "id": i, "name": n} for i, n in enumerate(verbs)]
     rows += [{"label_space": _space(version, "noun"), "id": i, "name": n} for i, n in enumerate(nouns)]
@@ -301,7 +269,7 @@ def import_ego4d_lta(
     label spaces are added to the ``labels`` table.
     """
     path = Path(path)
-    data, text = _read_json(path)
+    data, text = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("clips"), list):
         raise FormatError(path, 1, "expected a JSON object with a 'clips' list (Ego4D LTA annotation file)")
     fps = float(fps)
@@ -530,7 +498,7 @@ def import_submission(
     """K candidate sequences of Z (verb, noun) steps per anchor; checks shapes and id ranges while reading."""
     path = Path(path)
     taxonomy = taxonomy or label_map
-    data, text = _read_json(path)
+    data, text = read_json(path)
     if not isinstance(data, dict):
         raise FormatError(
             path, 1, f"expected a JSON object keyed '<clip_uid>_<action_idx>', got {type(data).__name__}"
