@@ -59,3 +59,24 @@ def test_malformed_file_is_reported_with_file_and_line(shared_data: Path, tmp_pa
     assert out.returncode == 2 and "unknown import format 'no-such-format'" in out.stderr
     out = _cli("import", "ava", str(broken), "-o", str(tmp_path / "f"), "-O", "colour=red")
     assert out.returncode == 2 and "does not take option(s) ['colour']" in out.stderr
+
+
+def test_eval_cli_official_numbers_and_variants(shared_data: Path) -> None:
+    import json
+
+    ava = shared_data / "detection" / "ava" / "mmaction2_tests_eval_detection"
+    out = _cli("eval", "ava", "--gt", str(ava / "gt.csv"), "--pred", str(ava / "pred.csv"),
+               "--label-map", str(ava / "action_list.txt"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert abs(json.loads(out.stdout)["frame_mAP@0.5"] - 0.0938552189) < 1e-9
+    loc = shared_data / "localization" / "mmaction2_eval_localization"
+    out = _cli("eval", "tad", "--gt", str(loc / "gt.json"), "--pred", str(loc / "result.json"), "--json",
+               "--variant", "mmaction2")
+    assert out.returncode == 0, out.stderr
+    assert abs(json.loads(out.stdout)["average_mAP"] - 0.6177579365) < 1e-9
+    out = _cli("eval", "tad", "--gt", str(loc / "gt.json"), "--pred", str(loc / "result.json"), "--json",
+               "-O", "tiou_thresholds=[0.3,0.5,0.7]")
+    assert out.returncode == 0, out.stderr
+    assert set(json.loads(out.stdout)["mAP"]) == {"0.3", "0.5", "0.7"}
+    out = _cli("eval", "lta", "--gt", str(loc / "gt.json"), "--pred", str(loc / "result.json"), "--variant", "x")
+    assert out.returncode == 2 and "does not take ['variant']" in out.stderr

@@ -52,10 +52,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ eval
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from videoact.eval import EvalError, evaluate
+    from videoact.eval.io import format_result, load_input
+
     for p in (args.gt, args.pred, args.label_map):
         if p is not None and not Path(p).exists():
             raise CLIError(f"{p}: no such file or directory")
-    _unavailable("eval", f"the official {args.task} metric is not implemented in this version")
+    import inspect
+
+    import yaml
+
+    from videoact.eval import EVALUATORS
+
+    # -O values are YAML scalars/lists (`-O tiou_thresholds=[0.3,0.5]`, `-O k=5`), like config overrides.
+    options: dict[str, Any] = {k: yaml.safe_load(v) for k, v in _parse_options(args.option).items()}
+    if args.variant is not None:
+        options["variant"] = args.variant
+    params = inspect.signature(EVALUATORS[args.task]).parameters
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        takes = [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        raise CLIError(f"`videoact eval {args.task}` does not take {unknown}; it takes {takes}")
+    gt = load_input(args.task, args.gt, "gt", args.label_map)
+    pred = load_input(args.task, args.pred, "pred", args.label_map)
+    try:
+        result = evaluate(args.task, gt, pred, **options)
+    except EvalError as exc:
+        raise EvalError(f"{exc} (ground truth: {args.gt}, predictions: {args.pred})") from None
+    print(json.dumps(result) if args.json else format_result(result))
+    return EXIT_OK
 
 
 # ------------------------------------------------------------------------------------------------ import / export
@@ -190,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, metavar="PATH", help="predictions: a run/import directory or a file")
     e.add_argument("--label-map", metavar="PATH", help="label map (e.g. AVA pbtxt)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--variant", help="reference behaviour: ava official|mmaction2; tad activitynet|mmaction2|"
+                                     "thumos14_evalkit (default: the official one)")
+    e.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluator option, value as YAML (e.g. -O tiou_thresholds=[0.3,0.5,0.7])")
     e.set_defaults(func=cmd_eval)
 
     x = sub.add_parser("export", formatter_class=fmt, help="write a run's tables in a field format",
@@ -210,12 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path", metavar="PATH")
     i.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     i.add_argument("--label-map", metavar="PATH", help="label map / class list to name and check labels")
-    i.add_argument("--kind", choices=("gt", "pred", "auto"), 
+    i.add_argument("--kind", choices=("gt", "pred", "auto"),
                    help="ground truth or predictions (formats that hold both)")
     i.add_argument("--dataset", help="dataset name recorded in the tables")
     i.add_argument("--source",
                    help="value of the source column (default: ground_truth:<dataset> / predictions:<file>)")
-    i.add_argument("--append", action="store_true", help="add to an existing directory (e.g. a label map next to its csv)")
+    i.add_argument("--append", action="store_true",
+                   help="add to an existing directory (e.g. a label map next to its csv)")
     i.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE", help="format option")
     i.set_defaults(func=cmd_import)
 
