@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     every = [p for d in ("detection", "localization") for p in (args.data / d).rglob("*") if p.is_file()]
     uncovered = [p for p in every if not any(p == c or c in p.parents for c in covered)]
     bad = 0
-    print(f"| file | format | rows | round trip |\n|---|---|---|---|")
+    print("| file | format | rows | round trip |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for i, (rel, fmt, imp, exp) in enumerate(CASES):
             src = args.data / rel
