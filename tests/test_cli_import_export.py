@@ -80,3 +80,21 @@ def test_eval_cli_official_numbers_and_variants(shared_data: Path) -> None:
     assert set(json.loads(out.stdout)["mAP"]) == {"0.3", "0.5", "0.7"}
     out = _cli("eval", "lta", "--gt", str(loc / "gt.json"), "--pred", str(loc / "result.json"), "--variant", "x")
     assert out.returncode == 2 and "does not take ['variant']" in out.stderr
+
+
+def test_train_cli_runs_the_registered_trainer(shared_data: Path, tmp_path: Path) -> None:
+    import torch
+
+    repo = Path(__file__).resolve().parents[1]
+    ckpt = tmp_path / "alm.pt"
+    out = _cli("train", str(repo / "configs/anticipation/action_lm_epic55.yaml"),
+               f"data.root={shared_data / 'anticipation/epic_kitchens_55'}", "data.stride=8", "model.d_model=16",
+               "model.n_layers=1", "model.n_heads=2", "optim.steps=3", "optim.warmup=1", "optim.batch_size=8",
+               f"output={ckpt}")
+    assert out.returncode == 0, out.stderr
+    assert ckpt.is_file() and str(ckpt) in out.stdout
+    assert isinstance(torch.load(ckpt, weights_only=True), dict)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer: nope\n")
+    out = _cli("train", str(bad))
+    assert out.returncode == 2 and "set `trainer:` to one of action_lm" in out.stderr and "Traceback" not in out.stderr

@@ -1,7 +1,7 @@
 """``videoact`` command line: run | eval | export | import | train | info | config.
 
 Exit codes: 0 success; 1 the run finished but some videos failed (see the manifest);
-2 bad input or usage (the message names the file or key); 3 the command is not available yet.
+2 bad input or usage (the message names the file or key).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from videoact import __version__
 
-EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_USAGE = 0, 1, 2
 EVAL_TASKS = ("ava", "recognition", "lta", "tad", "tas")
 
 
@@ -25,11 +25,6 @@ class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.code = code
-
-
-def _unavailable(command: str, what: str) -> NoReturn:
-    raise CLIError(f"`videoact {command}` is not available yet in videoact {__version__}: {what}. "
-                   "The command line is final; the implementation lands in a later release.", EXIT_UNAVAILABLE)
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -133,9 +128,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ train / info / config
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if not Path(args.config).is_file():
-        raise CLIError(f"{args.config}: config file not found")
-    _unavailable("train", "no trainable model is registered in this version")
+    from videoact.train import train_from_file
+
+    checkpoint = train_from_file(args.config, args.overrides)
+    print(f"checkpoint: {checkpoint}")
+    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -147,8 +144,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [("file", info.path), ("codec", info.codec), ("size", f"{info.width}x{info.height}"),
             ("rotation", f"{info.rotation} deg"), ("fps", f"{info.fps:.6g} ({fraction_str(info.fps)})"),
-            ("frames", f"{info.n_frames}" + ("" if info.n_frames_exact else " (estimated from duration)")),
-            ("duration", f"{info.duration_s:.3f} s"), ("decoded by", info.backend)]
+            ("frames", f"{info.n_frames} (counted from {info.n_frames_source}"
+                       + (f"; the container says {info.n_frames_container})"
+                          if info.n_frames_container not in (None, info.n_frames) else ")")),
+            ("duration", f"{info.duration_s:.3f} s" + (" (variable frame rate)" if info.vfr else "")),
+            ("decoded by", info.backend + (f" ({info.backend_note})" if info.backend_note else ""))]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="videoact", formatter_class=fmt,
         description="Video action understanding: decode -> features -> heads -> one shared annotation format.",
         epilog="Quick start:  videoact run sample:carphone -o runs/demo\n"
-               "Every subcommand has --help. Exit codes: 0 ok, 1 some videos failed, 2 bad input, 3 not available.",
+               "Every subcommand has --help. Exit codes: 0 ok, 1 some videos failed, 2 bad input.",
     )
     p.add_argument("--version", action="version", version=f"videoact {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -250,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_import)
 
     t = sub.add_parser("train", formatter_class=fmt, help="train a model from a config file",
-                       description="Train the model a config describes; checkpoints each epoch, resumable.")
+                       description="Train what CONFIG.yaml describes; its `trainer:` key picks the trainer "
+                                   "(action_lm: the built-in anticipation model).",
+                       epilog="Example: videoact train configs/anticipation/action_lm_epic55.yaml optim.steps=200")
     t.add_argument("config", metavar="CONFIG.yaml")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     t.set_defaults(func=cmd_train)

@@ -176,22 +176,32 @@ def _set_dotted(cls: type, data: dict[str, Any], path: list[str], value: Any, ra
                 raise ConfigError(f"{'.'.join(path[: i + 1])} is not a section")
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file (an empty file is an empty mapping)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return loaded
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Build config ``cls`` from defaults, then a YAML file, then ``key.sub=value`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        data = loaded
+    return build_config(cls, read_yaml(path) if path is not None else {}, overrides, where=path)
+
+
+def build_config(cls: type[T], data: dict[str, Any], overrides: Sequence[str] = (),
+                 where: str | Path | None = None) -> T:
+    """Build config ``cls`` from a mapping (already read from YAML) and ``key.sub=value`` overrides."""
+    data = dict(data)
+    path = where
     for text in overrides:
         keys, value = parse_override(text)
         _set_dotted(cls, data, keys, value, text.split("=", 1)[1])

@@ -1,0 +1,295 @@
+"""The built-in action LM: a small transformer over (verb, noun) tokens (AntGPT's bottom-up model), offline.
+
+N observed actions (verb + noun embedding + position) go through a transformer encoder; Z learned query tokens
+cross-attend to it and each predicts the verb and the noun of its future step, all Z in parallel, as in AntGPT's
+``transformer_models`` and the Ego4D baseline's heads. K candidates: candidate 1 is the per-step argmax, the
+others are sampled from the per-step softmax (``lta_models.generate``).
+
+Training (``train_action_lm(cfg)``, CPU, minutes) writes one checkpoint: weights, model config and vocabulary,
+read back with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from videoact.heads.anticipation.config import ActionLMModelConfig, ActionLMTrainConfig, LTADataConfig
+from videoact.heads.anticipation.data import (
+    ActionSequence,
+    ActionVocab,
+    LTASamples,
+    action_sequences,
+    ego4d_vocab,
+    epic55_vocab,
+    make_samples,
+    participant_split,
+    read_ego4d_lta,
+    read_epic55,
+    split_samples,
+)
+from videoact.llm.base import Candidate, Prompt, register_backend, require_constraint
+from videoact.llm.constraint import ActionConstraint
+
+log = logging.getLogger("videoact.anticipation")
+CHECKPOINT_FORMAT = "videoact.action_lm/1"
+
+
+class ActionLM(nn.Module):
+    """Encoder over N observed actions; Z future queries cross-attend to it -> per-step verb and noun logits.
+
+    The queries never attend over each other in a deep stack: one decoder layer is enough for 20 steps and keeps
+    a training step cheap on two CPU cores.
+    """
+
+    def __init__(self, *, n_verbs: int, n_nouns: int, n_observed: int, z: int, d_model: int = 128,
+                 n_layers: int = 2, n_heads: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.n_verbs, self.n_nouns, self.n_observed, self.z = n_verbs, n_nouns, n_observed, z
+        self.verb_emb = nn.Embedding(n_verbs + 1, d_model, padding_idx=n_verbs)  # last index = padding
+        self.noun_emb = nn.Embedding(n_nouns + 1, d_model, padding_idx=n_nouns)
+        self.pos = nn.Parameter(torch.zeros(n_observed, d_model))
+        self.queries = nn.Parameter(torch.zeros(z, d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.queries, std=0.02)
+        enc = nn.TransformerEncoderLayer(d_model, n_heads, 2 * d_model, dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(enc, n_layers, enable_nested_tensor=False)
+        dec = nn.TransformerDecoderLayer(d_model, n_heads, 2 * d_model, dropout, batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(dec, 1)
+        self.norm = nn.LayerNorm(d_model)
+        self.drop = nn.Dropout(dropout)
+        self.verb_head = nn.Linear(d_model, n_verbs)
+        self.noun_head = nn.Linear(d_model, n_nouns)
+
+    def forward(self, verbs: torch.Tensor, nouns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``verbs``/``nouns`` (B, N) ids, padding = ``n_verbs`` / ``n_nouns`` -> logits (B, Z, V), (B, Z, Nn)."""
+        b, n = verbs.shape
+        if n != self.n_observed:
+            raise ValueError(f"expected {self.n_observed} observed actions, got {n} (pad on the left)")
+        pad = verbs == self.n_verbs  # (B, N)
+        pad = pad & ~pad.all(1, keepdim=True)  # an all-padding history attends to its padding, not to nothing
+        obs = self.drop(self.verb_emb(verbs) + self.noun_emb(nouns) + self.pos)  # (B, N, D)
+        mem = self.encoder(obs, src_key_padding_mask=pad)  # (B, N, D)
+        q = self.queries.expand(b, -1, -1)  # (B, Z, D)
+        h = self.norm(self.decoder(q, mem, memory_key_padding_mask=pad))  # (B, Z, D)
+        return self.verb_head(h), self.noun_head(h)
+
+
+def build_action_lm(*, vocab: ActionVocab, n_observed: int, z: int, cfg: ActionLMModelConfig) -> ActionLM:
+    return ActionLM(n_verbs=vocab.n_verbs, n_nouns=vocab.n_nouns, n_observed=n_observed, z=z, d_model=cfg.d_model,
+                    n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout)
+
+
+def pad_history(observed: Sequence[tuple[int, int]], n: int, vocab: ActionVocab) -> tuple[list[int], list[int]]:
+    """The last ``n`` actions, left-padded with the padding ids when there are fewer."""
+    obs = list(observed)[-n:]
+    pad = n - len(obs)
+    return ([vocab.n_verbs] * pad + [v for v, _ in obs], [vocab.n_nouns] * pad + [o for _, o in obs])
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def load_lta_data(cfg: LTADataConfig) -> tuple[ActionVocab, list[ActionSequence], list[ActionSequence], dict]:
+    """Vocabulary, train and validation sequences, and a description of the split."""
+    if cfg.dataset == "epic55":
+        vocab = epic55_vocab(cfg.root)
+        seqs = action_sequences(read_epic55(cfg.root))
+        train_g, val_g = participant_split([s.group for s in seqs], val_fraction=cfg.val_fraction,
+                                           seed=cfg.split_seed)
+        split = {"kind": "participant_held_out", "seed": cfg.split_seed, "val_participants": val_g}
+        return vocab, [s for s in seqs if s.group in train_g], [s for s in seqs if s.group in val_g], split
+    if cfg.train_json is None or cfg.taxonomy is None:
+        raise ValueError("data.dataset=ego4d needs data.train_json and data.taxonomy")
+    vocab = ego4d_vocab(cfg.taxonomy)
+    train = action_sequences(read_ego4d_lta(cfg.train_json, cfg.taxonomy))
+    val = action_sequences(read_ego4d_lta(cfg.val_json, cfg.taxonomy)) if cfg.val_json else []
+    return vocab, train, val, {"kind": "ego4d_official", "val": str(cfg.val_json)}
+
+
+def epic55_split_samples(cfg: LTADataConfig) -> tuple[ActionVocab, list[ActionSequence], LTASamples, LTASamples]:
+    """EPIC-55 train sequences, and train / held-out samples (N, Z from ``cfg``), for baselines and benchmarks."""
+    vocab = epic55_vocab(cfg.root)
+    seqs = action_sequences(read_epic55(cfg.root))
+    samples = make_samples(seqs, n_observed=cfg.n_observed, z=cfg.z)
+    train_g, val_g = participant_split([s.group for s in seqs], val_fraction=cfg.val_fraction, seed=cfg.split_seed)
+    train_s, val_s = split_samples(samples, val_g)
+    return vocab, [s for s in seqs if s.group in train_g], train_s, val_s
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _batch_loss(model: ActionLM, s: LTASamples, idx: np.ndarray, *, smoothing: float, hide: float,
+                gen: torch.Generator | None) -> torch.Tensor:
+    ov, on = torch.from_numpy(s.obs_verb[idx]), torch.from_numpy(s.obs_noun[idx])  # (B, N)
+    if hide > 0 and gen is not None:
+        drop = torch.rand(ov.shape, generator=gen) < hide
+        ov, on = ov.masked_fill(drop, model.n_verbs), on.masked_fill(drop, model.n_nouns)
+    lv, ln = model(ov, on)  # (B, Z, V), (B, Z, Nn)
+    tv, tn = torch.from_numpy(s.fut_verb[idx]), torch.from_numpy(s.fut_noun[idx])  # (B, Z)
+    return (F.cross_entropy(lv.flatten(0, 1), tv.flatten(), label_smoothing=smoothing)
+            + F.cross_entropy(ln.flatten(0, 1), tn.flatten(), label_smoothing=smoothing))
+
+
+@torch.no_grad()
+def evaluate_loss(model: ActionLM, s: LTASamples, *, batch_size: int = 512) -> float:
+    model.eval()
+    total = 0.0
+    for i in range(0, len(s), batch_size):
+        idx = np.arange(i, min(i + batch_size, len(s)))
+        total += float(_batch_loss(model, s, idx, smoothing=0.0, hide=0.0, gen=None)) * len(idx)
+    return total / max(1, len(s))
+
+
+def fit_action_lm(model: ActionLM, train: LTASamples, optim_cfg: Any, *, val: LTASamples | None = None) -> list[float]:
+    """Train ``model`` in place; returns the logged (smoothed) training losses."""
+    o = optim_cfg
+    torch.manual_seed(o.seed)
+    gen = torch.Generator().manual_seed(o.seed)
+    rng = np.random.default_rng(o.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < o.warmup:
+            return (step + 1) / o.warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - o.warmup) / max(1, o.steps - o.warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    losses, running, t0 = [], None, time.perf_counter()
+    order = rng.permutation(len(train))
+    pos, bs = 0, min(o.batch_size, len(train))
+    model.train()
+    for step in range(o.steps):
+        if pos + bs > len(order):
+            order, pos = rng.permutation(len(train)), 0
+        idx = order[pos:pos + bs]
+        pos += bs
+        loss = _batch_loss(model, train, idx, smoothing=o.label_smoothing, hide=o.history_dropout, gen=gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        value = loss.item()
+        running = value if running is None else 0.9 * running + 0.1 * value
+        if (step + 1) % o.log_every == 0 or step == o.steps - 1:
+            losses.append(running)
+            log.info("step %d/%d loss %.4f (%.0fs)", step + 1, o.steps, running, time.perf_counter() - t0)
+    if val is not None and len(val):
+        log.info("held-out loss %.4f", evaluate_loss(model, val))
+    model.eval()
+    return losses
+
+
+def save_action_lm(path: str | Path, model: ActionLM, vocab: ActionVocab, model_cfg: ActionLMModelConfig,
+                   extra: dict[str, Any] | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": CHECKPOINT_FORMAT, "model": asdict(model_cfg), "n_observed": model.n_observed, "z": model.z,
+            "vocab": {"name": vocab.name, "verbs": list(vocab.verbs), "nouns": list(vocab.nouns)},
+            "state_dict": model.state_dict(), "extra": extra or {}}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_action_lm(path: str | Path) -> tuple[ActionLM, ActionVocab]:
+    """A checkpoint written by ``save_action_lm`` (``weights_only=True``: no code runs on load)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: action LM checkpoint not found (train one with `videoact train "
+                                "configs/anticipation/action_lm_epic55.yaml`)")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a videoact action LM checkpoint (format {CHECKPOINT_FORMAT})")
+    v = blob["vocab"]
+    vocab = ActionVocab(name=v["name"], verbs=tuple(v["verbs"]), nouns=tuple(v["nouns"]))
+    model = build_action_lm(vocab=vocab, n_observed=blob["n_observed"], z=blob["z"],
+                            cfg=ActionLMModelConfig(**blob["model"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), vocab
+
+
+def train_action_lm(cfg: ActionLMTrainConfig) -> Path:
+    """Train the built-in action LM from ``cfg`` and write its checkpoint to ``cfg.output``; returns that path."""
+    if cfg.optim.threads:
+        torch.set_num_threads(cfg.optim.threads)
+    vocab, train_seqs, val_seqs, split = load_lta_data(cfg.data)
+    d = cfg.data
+    train = make_samples(train_seqs, n_observed=d.n_observed, z=d.z, stride=d.stride)
+    val = make_samples(val_seqs, n_observed=d.n_observed, z=d.z)
+    if not len(train):
+        raise ValueError(f"no training samples: every sequence is shorter than n_observed + z = {d.n_observed + d.z}")
+    log.info("action LM: %d train / %d held-out samples, %d verbs, %d nouns", len(train), len(val), vocab.n_verbs,
+             vocab.n_nouns)
+    torch.manual_seed(cfg.optim.seed)
+    model = build_action_lm(vocab=vocab, n_observed=d.n_observed, z=d.z, cfg=cfg.model)
+    losses = fit_action_lm(model, train, cfg.optim, val=val)
+    extra = {"split": split, "train_losses": losses, "n_train": len(train), "n_val": len(val),
+             "val_loss": evaluate_loss(model, val) if len(val) else None}
+    return save_action_lm(cfg.output, model, vocab, cfg.model, extra)
+
+
+# ---------------------------------------------------------------------------------------------- backend
+
+
+class ActionLMBackend:
+    """The action LM behind the backend protocol: reads ``Prompt.observed``, ignores the prompt text."""
+
+    name = "action_lm"
+
+    def __init__(self, model: ActionLM, vocab: ActionVocab, *, temperature: float = 1.0, greedy_first: bool = True,
+                 seed: int = 0, batch_size: int = 256) -> None:
+        self.model, self.vocab = model.eval(), vocab
+        self.temperature, self.greedy_first, self.seed, self.batch_size = temperature, greedy_first, seed, batch_size
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Prompt], n: int, constraint: ActionConstraint | None) -> list[list[Candidate]]:
+        c = require_constraint(constraint, self.name)
+        if (c.vocab.n_verbs, c.vocab.n_nouns) != (self.vocab.n_verbs, self.vocab.n_nouns):
+            raise ValueError(f"the constraint's vocabulary {c.vocab.name} does not match the model's {self.vocab.name}")
+        if c.z > self.model.z:
+            raise ValueError(f"the model predicts {self.model.z} steps, the constraint asks for {c.z}")
+        gen = torch.Generator().manual_seed(self.seed)
+        out: list[list[Candidate]] = []
+        for i in range(0, len(prompts), self.batch_size):
+            chunk = prompts[i:i + self.batch_size]
+            hist = [pad_history(p.observed, self.model.n_observed, self.vocab) for p in chunk]
+            lv, ln = self.model(torch.tensor([h[0] for h in hist]), torch.tensor([h[1] for h in hist]))
+            pv = F.softmax(lv[:, :c.z] / self.temperature, -1)  # (B, Z, V)
+            pn = F.softmax(ln[:, :c.z] / self.temperature, -1)  # (B, Z, Nn)
+            b = len(chunk)
+            sv = torch.multinomial(pv.flatten(0, 1), n, replacement=True, generator=gen).view(b, c.z, n)  # (B, Z, K)
+            sn = torch.multinomial(pn.flatten(0, 1), n, replacement=True, generator=gen).view(b, c.z, n)
+            if self.greedy_first:
+                sv[..., 0], sn[..., 0] = lv[:, :c.z].argmax(-1), ln[:, :c.z].argmax(-1)
+            logp = (torch.log(pv.gather(-1, sv)) + torch.log(pn.gather(-1, sn))).sum(1)  # (B, K)
+            for j in range(b):
+                out.append([Candidate(actions=tuple(zip(sv[j, :, k].tolist(), sn[j, :, k].tolist(), strict=True)),
+                                      score=float(logp[j, k])) for k in range(n)])
+        return out
+
+
+@register_backend("action_lm")
+def build_action_lm_backend(*, checkpoint: str | Path | None = None, model: ActionLM | None = None,
+                            vocab: ActionVocab | None = None, temperature: float = 0.5,
+                            seed: int = 0) -> ActionLMBackend:
+    if model is None:
+        if checkpoint is None:
+            raise ValueError("backend action_lm needs a checkpoint (anticipation.checkpoint)")
+        model, vocab = load_action_lm(checkpoint)
+    if vocab is None:
+        raise ValueError("backend action_lm needs the vocabulary with an in-memory model")
+    return ActionLMBackend(model, vocab, temperature=temperature, seed=seed)

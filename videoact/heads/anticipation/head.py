@@ -1,0 +1,107 @@
+"""The anticipation head: a video's recognised actions (``segments`` with verb/noun ids) -> ``forecasts`` rows.
+
+Pure: tables and a config in, tables out. The backend (built from the config, or passed in) generates K
+candidates of Z actions after the last N observed actions; every row records the backend, the prompt hash and
+``source = <backend>@<config fingerprint>``; ``score`` is the candidate's per-step geometric-mean probability
+when the backend reports a log-probability.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from videoact.annotations import schema
+from videoact.annotations.tables import Tables
+from videoact.config import fingerprint
+from videoact.heads.anticipation.config import AnticipationConfig
+from videoact.heads.anticipation.data import ActionVocab, LTASamples
+from videoact.heads.anticipation.prompting import ExampleBank, build_prompts
+from videoact.llm.base import LLMBackend, Prompt, build_backend
+from videoact.llm.constraint import ActionConstraint
+
+
+def backend_from_config(cfg: AnticipationConfig) -> LLMBackend:
+    """The configured backend (``action_lm`` loads its checkpoint; the others their model or server)."""
+    if cfg.backend == "action_lm":
+        return build_backend("action_lm", checkpoint=cfg.checkpoint, temperature=cfg.temperature, seed=cfg.seed)
+    if cfg.backend == "transformers":
+        return build_backend("transformers", model=cfg.model, temperature=cfg.temperature, seed=cfg.seed)
+    if cfg.backend == "llamacpp":
+        return build_backend("llamacpp", model=Path(cfg.model), temperature=cfg.temperature, seed=cfg.seed)
+    return build_backend("http", url=cfg.url, model=cfg.model, constraint_mode=cfg.http_constraint,
+                         temperature=cfg.temperature, seed=cfg.seed)
+
+
+def _observed_actions(tables: Tables, video_id: str) -> pd.DataFrame:
+    seg = tables.segments
+    seg = seg[(seg["video_id"] == video_id) & seg["verb_id"].notna() & seg["noun_id"].notna() & seg["flag"].isna()]
+    seg = seg.assign(_pos=np.arange(len(seg))).sort_values(["t_start_s", "t_end_s", "_pos"], kind="stable")
+    return seg.reset_index(drop=True)
+
+
+def forecast_video(tables: Tables, cfg: AnticipationConfig, *, backend: LLMBackend | None = None,
+                   vocab: ActionVocab | None = None, bank: ExampleBank | None = None) -> Tables:
+    """Forecast rows for every video in ``tables`` (usually one) from its recognised verb/noun segments.
+
+    Args:
+        tables: at least ``segments`` with ``verb_id``/``noun_id`` (a recognition head's output or ground truth);
+            ``labels`` with the ``<cfg.vocab>_verb`` / ``_noun`` spaces when ``vocab`` is not given.
+        cfg: the head's config (backend, N, Z, K, anchors, prompting).
+        backend: a ready backend (default: built from ``cfg``, so a run can share one across videos).
+        vocab: the verb/noun vocabulary (default: from ``tables.labels``, else the action LM's own).
+        bank: in-context examples for text backends (default: zero-shot prompts).
+
+    Returns:
+        ``Tables`` with ``forecasts`` (K x Z rows per anchor) and nothing else.
+    """
+    backend = backend or backend_from_config(cfg)
+    if vocab is None:
+        spaces = set(tables.labels["label_space"])
+        if f"{cfg.vocab}_verb" in spaces:
+            vocab = ActionVocab.from_labels(tables.labels, cfg.vocab)
+        elif getattr(backend, "vocab", None) is not None:
+            vocab = backend.vocab  # type: ignore[attr-defined]
+        else:
+            raise schema.AnnotationError(f"no vocabulary: labels has no {cfg.vocab}_verb/_noun spaces (have "
+                                         f"{sorted(spaces)}); set anticipation.vocab or pass vocab=")
+    constraint = ActionConstraint(vocab, z=cfg.z)
+    source = f"{backend.name}@{fingerprint(cfg)}"
+    rows: list[dict] = []
+    for video_id in tables.video_ids:
+        acts = _observed_actions(tables, video_id)
+        if not len(acts):
+            continue
+        last = len(acts) - 1
+        anchors = [last] if cfg.anchors == "last" else list(range(min(cfg.n_observed - 1, last), len(acts)))
+        v, n = acts["verb_id"].to_numpy(np.int64), acts["noun_id"].to_numpy(np.int64)
+        width = min(cfg.n_observed, min(anchors) + 1)
+        samples = LTASamples(
+            keys=[f"{video_id}_{a}" for a in anchors], video_ids=[video_id] * len(anchors),
+            groups=[video_id] * len(anchors), goals=[None] * len(anchors), anchor_idx=np.asarray(anchors),
+            anchor_t_s=acts["t_end_s"].to_numpy(float)[anchors],
+            obs_verb=np.stack([v[a + 1 - width:a + 1] for a in anchors]),
+            obs_noun=np.stack([n[a + 1 - width:a + 1] for a in anchors]),
+            fut_verb=np.zeros((len(anchors), 0), np.int64), fut_noun=np.zeros((len(anchors), 0), np.int64))
+        if backend.name in ("action_lm", "ngram", "most_frequent"):  # id models read up to N actions each
+            prompts = [Prompt(observed=tuple(zip(v[max(0, a + 1 - cfg.n_observed):a + 1].tolist(),
+                                                 n[max(0, a + 1 - cfg.n_observed):a + 1].tolist(), strict=True)))
+                       for a in anchors]
+        else:
+            pc = cfg.prompt
+            prompts = build_prompts(samples, constraint, bank=bank, n_examples=pc.n_examples if bank else 0,
+                                    lam=pc.mmr_lambda, pool=pc.mmr_pool, mode=pc.mode, backend=backend)
+        out = backend.generate(prompts, cfg.k, constraint)
+        for a, t, prompt, cands in zip(anchors, samples.anchor_t_s, prompts, out, strict=True):
+            for ci, cand in enumerate(cands, start=1):
+                score = math.exp(cand.score / cfg.z) if cand.score is not None else None
+                for step, (vi, ni) in enumerate(cand.actions, start=1):
+                    rows.append({"video_id": video_id, "anchor_idx": a, "anchor_t_s": float(t), "candidate": ci,
+                                 "step": step, "verb": vocab.verbs[vi], "noun": vocab.nouns[ni], "verb_id": vi,
+                                 "noun_id": ni, "label_space": vocab.name, "score": score, "backend": backend.name,
+                                 "prompt_hash": prompt.hash, "source": source})
+    return Tables(forecasts=pd.DataFrame(rows) if rows else schema.empty("forecasts")).validated(
+        where="anticipation head")

@@ -1,0 +1,6 @@
+"""Language-model backends for long-term anticipation: one protocol, one vocabulary constraint.
+
+``base``: ``Prompt``, ``Candidate``, the ``LLMBackend`` protocol and its registry (``build_backend(name, ...)``);
+``constraint``: ``ActionConstraint`` (vocabulary -> GBNF / regex / JSON schema / token-trie automaton + validators);
+``hf`` (transformers), ``http`` (OpenAI-compatible servers), ``llamacpp`` (llama-cpp-python): the adapters.
+"""
