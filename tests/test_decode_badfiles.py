@@ -1,0 +1,128 @@
+"""Bad input: every file either decodes with correct metadata or raises one VideoDecodeError naming it and why.
+
+The files are made with PyAV per session (a few KB each). Forced-decord cases run in a subprocess,
+so a decord abort or hang would show up as a signal or a timeout instead of killing the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from decode_media import make_bad_files
+
+from videoact.decode import VideoDecodeError, VideoSource, probe_video
+
+# name -> (outcome, what the error says or what the metadata must be)
+FAILS = {
+    "zero_bytes": "empty file (0 bytes)",
+    "text_as_mp4": "not a readable video container",
+    "audio_only": "no video stream (only audio streams)",
+    "missing_moov": "not a readable video container",
+}
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_bad_files(tmp_path_factory.mktemp("bad_videos"))
+
+
+@pytest.mark.parametrize("backend", ["auto", "decord", "pyav"])
+@pytest.mark.parametrize("name", sorted(FAILS))
+def test_unreadable_files_raise_one_error_naming_file_and_reason(bad: dict[str, Path], name: str,
+                                                                 backend: str) -> None:
+    path = bad[name]
+    with pytest.raises(VideoDecodeError) as err:
+        VideoSource(path, backend=backend)  # type: ignore[arg-type]
+    assert err.value.path == str(path) and str(path) in str(err.value)
+    assert FAILS[name] in err.value.reason
+    with pytest.raises(VideoDecodeError):
+        probe_video(path, backend=backend)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(VideoDecodeError, match="no such file"):
+        VideoSource(tmp_path / "nope.mp4")
+
+
+def test_truncated_mp4_decodes_the_frames_it_has(bad: dict[str, Path]) -> None:
+    """moov first, mdat cut: the header claims 60 frames; the intact ones (about half) decode."""
+    with VideoSource(bad["truncated"]) as src:
+        info = src.info
+        n = info.n_frames
+        assert info.n_frames_container == 60 and 10 < n < 50 and info.n_frames_source == "packets"
+        assert info.backend == "pyav" and "damaged packet" in info.backend_note
+        frames = np.concatenate([w.numpy() for _, w in src.stream(window=8)])
+        assert len(frames) == n == src.count_decoded_frames()
+        assert info.duration_s == pytest.approx(n / 30, abs=0.1)
+        with pytest.raises(IndexError, match=rf"\[0, {n}\)"):
+            src.get_frames([n])
+
+
+def test_truncated_mp4_forced_decord_is_an_error(bad: dict[str, Path]) -> None:
+    with pytest.raises(VideoDecodeError, match="decord"):
+        VideoSource(bad["truncated"], backend="decord")
+
+
+def test_wrong_container_frame_count_is_corrected(bad: dict[str, Path]) -> None:
+    for backend in ("auto", "pyav", "decord"):
+        with VideoSource(bad["wrong_frame_count"], backend=backend) as src:  # type: ignore[arg-type]
+            info = src.info
+            assert (info.n_frames_container, info.n_frames, info.n_frames_source) == (90, 60, "packets")
+            assert info.duration_s == pytest.approx(2.0) and info.fps == pytest.approx(30.0)
+            assert len(src.get_frames([59, 0])) == 2
+        if backend == "auto":
+            assert info.backend == "pyav" and "claims 90 frames but holds 60" in info.backend_note
+    with VideoSource(bad["wrong_frame_count"]) as src:
+        assert src.count_decoded_frames() == 60
+
+
+def test_rotated_phone_video_metadata(bad: dict[str, Path]) -> None:
+    info = probe_video(bad["rotated_90"])
+    assert (info.width, info.height, info.rotation, info.display_size) == (160, 120, 90, (120, 160))
+    assert probe_video(bad["rotated_270"]).rotation == 270
+
+
+def test_variable_frame_rate(bad: dict[str, Path]) -> None:
+    with VideoSource(bad["vfr"]) as src:
+        info = src.info
+        assert info.vfr and info.n_frames == 60
+        assert info.timestamps_s[:4] == pytest.approx([0.0, 0.1, 0.133, 0.233])
+        assert info.fps == pytest.approx(60 / info.duration_s)
+
+
+_CHILD = textwrap.dedent("""
+    import json, sys
+    from videoact.decode import VideoDecodeError, VideoSource
+    backend = sys.argv[1]
+    for path in sys.argv[2:]:
+        print("start", path, flush=True)  # the last 'start' names the culprit if the process dies
+        try:
+            with VideoSource(path, backend=backend) as src:
+                n = sum(len(w) for _, w in src.stream(window=16))
+                src.get_frames([len(src) - 1, 0])
+            print(json.dumps({"path": path, "ok": n}), flush=True)
+        except VideoDecodeError as exc:
+            print(json.dumps({"path": path, "error": exc.reason}), flush=True)
+""")
+
+
+@pytest.mark.parametrize("backend", ["decord", "auto"])
+def test_no_crash_or_hang_on_any_bad_file(bad: dict[str, Path], backend: str) -> None:
+    """In a child process: each file ends in a frame count or a VideoDecodeError, never a signal or a hang."""
+    names = sorted(bad)
+    out = subprocess.run([sys.executable, "-c", _CHILD, backend, *(str(bad[n]) for n in names)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"rc {out.returncode}\n{out.stdout[-800:]}\n{out.stderr[-1500:]}"
+    results = {r["path"]: r for r in map(json.loads, (ln for ln in out.stdout.splitlines() if ln.startswith("{")))}
+    for name in names:
+        result = results[str(bad[name])]
+        if name in FAILS:
+            assert "error" in result, name
+        elif not (name == "truncated" and backend == "decord"):
+            assert result.get("ok", 0) > 0, (name, result)
