@@ -242,3 +242,15 @@ def nanmean(values: Sequence[float]) -> float:
     arr = np.asarray(list(values), dtype=np.float64)
     arr = arr[~np.isnan(arr)]
     return float(arr.mean()) if arr.size else float("nan")
+
+
+def class_column(gt: pd.DataFrame, pred: pd.DataFrame, prefer: tuple[str, str], hint: str) -> str:
+    """The column to match classes on: the first of ``prefer`` filled on every row of both sides.
+
+    Refuses to guess when neither is (a name on one side and an id on the other would match nothing).
+    """
+    for col in prefer:
+        if gt[col].notna().all() and pred[col].notna().all():
+            return col
+    raise EvalError(f"cannot match classes: ground truth and predictions need both {prefer[0]!r} or both "
+                    f"{prefer[1]!r} on every row ({hint})")

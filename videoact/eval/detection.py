@@ -49,6 +49,7 @@ import pandas as pd
 from videoact.annotations.tables import Tables
 from videoact.eval._common import (
     EvalError,
+    class_column,
     eleven_point_ap,
     handle_duplicates,
     interval_iou,
@@ -92,14 +93,6 @@ def resolve_thresholds(spec: str | Sequence[float] | np.ndarray | None, variant:
         raise EvalError(f"tIoU thresholds must be numbers in [0, 1], got {list(spec)}")
     return arr
 
-
-def class_column(gt: pd.DataFrame, pred: pd.DataFrame) -> str:
-    """Match classes by name when both sides have names, else by id; refuse to guess otherwise."""
-    for col in ("label", "label_id"):
-        if gt[col].notna().all() and pred[col].notna().all():
-            return col
-    raise EvalError("cannot match classes: ground truth and predictions need both 'label' names or both "
-                    "'label_id' ids on every row (import THUMOS14 results with the class list, --label-map)")
 
 
 def _activitynet_class(gt_c: pd.DataFrame, pred_c: pd.DataFrame, thresholds: np.ndarray, iou_dtype: type,
@@ -251,7 +244,8 @@ def evaluate_detection(
     ps = ps[ps["flag"].isna()].reset_index(drop=True)
     require_rows(gs, "ground truth", "temporal detection (task='localization')")
     require_rows(ps, "predictions", "temporal detection (task='localization')")
-    col = class_column(gs, ps)
+    col = class_column(gs, ps, ("label", "label_id"),
+                       "import THUMOS14 results with the class list, --label-map")
     seg_cols = ["video_id", "t_start_s", "t_end_s", col]
     gs = handle_duplicates(gs, seg_cols, duplicates, "gt", counts, "ground-truth segment")
     ps = handle_duplicates(ps, [*seg_cols, "score"], duplicates, "pred", counts, "predicted segment")

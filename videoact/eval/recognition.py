@@ -33,7 +33,15 @@ import pandas as pd
 
 from videoact.annotations.formats.skeleton_pickle import BENCHMARKS, ntu_split
 from videoact.annotations.tables import Tables
-from videoact.eval._common import EvalError, handle_duplicates, jsonable, ordered, require_rows, validated
+from videoact.eval._common import (
+    EvalError,
+    class_column,
+    handle_duplicates,
+    jsonable,
+    ordered,
+    require_rows,
+    validated,
+)
 
 READS = ("segments", "labels")  # the tables this evaluator reads (and validates)
 TASK = "recognition"
@@ -55,14 +63,6 @@ def _safe_split(name: str, benchmark: str) -> str | None:
         return ntu_split(name, benchmark)
     except ValueError:
         return None
-
-
-def _class_col(gt: pd.DataFrame, pred: pd.DataFrame) -> str:
-    for col in ("label_id", "label"):
-        if gt[col].notna().all() and pred[col].notna().all():
-            return col
-    raise EvalError("cannot match classes: ground truth and predictions need both 'label_id' or both 'label' "
-                    "on every recognition row")
 
 
 def _sample_key(gt: pd.DataFrame) -> list[str]:
@@ -101,7 +101,7 @@ def evaluate_recognition(
     ps = ordered(pred.segments[pred.segments["task"] == TASK])
     require_rows(gs, "ground truth", "recognition")
     require_rows(ps, "predictions", "recognition")
-    col = _class_col(gs, ps)
+    col = class_column(gs, ps, ("label_id", "label"), "recognition rows carry label_id or label")
     key = _sample_key(gs)
     counts: dict[str, int] = {}
     gs = handle_duplicates(gs, key, duplicates, "gt", counts, "ground-truth sample")
