@@ -172,10 +172,7 @@ def read_json(path: Path) -> tuple[Any, str]:
     Returns the value and the text (format modules use the text to point at lines). A syntax error or a
     repeated key becomes a ``FormatError`` with its line.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
+    text = read_text(path)
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs), text
     except json.JSONDecodeError as exc:
@@ -185,3 +182,11 @@ def read_json(path: Path) -> tuple[Any, str]:
         second = text.find(needle, text.find(needle) + 1) if text.count(needle) == 2 else -1
         line = text.count("\n", 0, second) + 1 if second >= 0 else None
         raise FormatError(path, line, f"duplicate key {exc.key!r} (JSON keys must be unique here)") from None
+
+
+def read_text(path: Path) -> str:
+    """A text file as UTF-8, line endings untouched (exporters write ``\r\n`` files back as they were)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None

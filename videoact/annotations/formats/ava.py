@@ -71,6 +71,7 @@ from videoact.annotations.formats._common import (
     FormatError,
     parse_float,
     parse_int,
+    read_text,
     register_exporter,
     register_importer,
     safe_pickle_load,
@@ -145,10 +146,7 @@ def _decimals(text: str) -> int | None:
 
 def _read_lines(path: Path) -> tuple[list[tuple[int, str]], dict[str, Any]]:
     """Non-blank lines with their 1-based numbers, plus the layout needed to write the file back."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
+    text = read_text(path)
     newline = "\r\n" if "\r\n" in text else "\n"
     parts = text.split("\n")
     final_newline = len(parts) > 1 and parts[-1] == ""

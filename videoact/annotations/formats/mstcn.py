@@ -34,7 +34,13 @@ from typing import Any
 import pandas as pd
 
 from videoact.annotations import schema
-from videoact.annotations.formats._common import FormatError, parse_int, register_exporter, register_importer
+from videoact.annotations.formats._common import (
+    FormatError,
+    parse_int,
+    read_text,
+    register_exporter,
+    register_importer,
+)
 from videoact.annotations.schema import AnnotationError
 from videoact.annotations.store import atomic_write_text
 from videoact.annotations.tables import Tables
@@ -45,18 +51,11 @@ DEFAULT_FPS = 15.0
 MAPPING = "mapping.txt"
 
 
-def _text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
-
-
 def read_mapping(path: str | Path) -> dict[str, int]:
     """``mapping.txt`` (``<id> <name>`` per line) -> ``{name: id}``."""
     path = Path(path)
     out: dict[str, int] = {}
-    for no, line in enumerate(_text(path).splitlines(), start=1):
+    for no, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
@@ -76,7 +75,7 @@ def read_mapping(path: str | Path) -> dict[str, int]:
 
 def _parse_file(path: Path) -> tuple[list[str], dict[str, Any]]:
     """Frame labels of one file and the layout needed to write it back byte for byte."""
-    text = _text(path)
+    text = read_text(path)
     if not text:
         raise FormatError(path, None, "empty file (no frames)")
     newline = "\r\n" if "\r\n" in text else "\n"

@@ -59,6 +59,7 @@ from videoact.annotations.formats._common import (
     FormatError,
     parse_float,
     parse_int,
+    read_text,
     register_exporter,
     register_importer,
 )
@@ -80,10 +81,7 @@ _FILE_RE = re.compile(r"^(?P<label>[A-Za-z0-9]+)_(?P<subset>[A-Za-z0-9]+)\.txt$"
 
 def _read_lines(path: Path) -> tuple[list[str], str, bool]:
     """Lines without their ends, the newline (``\\n`` or ``\\r\\n``) and whether the file ends with one."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
+    text = read_text(path)
     newline = "\r\n" if "\r\n" in text else "\n"
     final = text.endswith("\n")
     body = text[: -len(newline)] if text.endswith(newline) else text
