@@ -17,3 +17,28 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATA} (set VIDEOACT_SHARED_DATA or clone beside shared/)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def nw_ucla_batch(shared_data: Path):
+    """40 real NW-UCLA sequences (4 per class, spread over subjects and views) as one network input.
+
+    ``(x, y)``: ``x`` float ``(40, 3, 32, 20, 1)`` = (N, C, T, V, M), centred on the spine of frame 0 and
+    resampled to 32 frames as the trainer does; ``y`` labels 0-9.
+    """
+    import numpy as np
+    import torch
+
+    from videoact.datasets.skeleton import load_nw_ucla
+    from videoact.features.skeleton import transforms as T
+
+    samples = load_nw_ucla(shared_data / "skeleton" / "nw_ucla")
+    xs, ys = [], []
+    for label in range(10):
+        of_class = [s for s in samples if s.label == label]
+        for i in np.linspace(0, len(of_class) - 1, 4).round().astype(int):
+            s = of_class[i]
+            x = T.resample(T.center(s.keypoints, "kinect20", "spine"), 32)  # (1, 32, 20, 3)
+            xs.append(x.transpose(3, 1, 2, 0))
+            ys.append(label)
+    return torch.from_numpy(np.stack(xs)).float(), torch.tensor(ys)

@@ -92,8 +92,9 @@ def test_run_on_a_folder_with_good_and_bad_videos(shared_data: Path, tmp_path: P
     (archive / "empty.mp4").write_bytes(b"")
     (archive / "notes.mp4").write_text("this is a text file, not a video\n")
     run_dir = tmp_path / "run"
+    fast = "pose.max_frames=8"  # every stage runs, on the first frames only (tests/test_run_skeleton.py: whole videos)
 
-    code = main(["run", str(archive), "-o", str(run_dir), "-q"])
+    code = main(["run", str(archive), "-o", str(run_dir), "-q", fast])
     assert code == 1  # finished, but some videos failed
     manifest = json.loads((run_dir / "manifest.json").read_text())
     status = {k: v["status"] for k, v in manifest["videos"].items()}
@@ -109,10 +110,10 @@ def test_run_on_a_folder_with_good_and_bad_videos(shared_data: Path, tmp_path: P
     assert (row["width"], row["height"], row["n_frames"], row["fps"]) == (1920, 1080, 103, 30.0)
 
     # Re-running the same command skips finished videos; a changed config re-processes them.
-    code = main(["run", str(archive), "-o", str(run_dir), "-q"])
+    code = main(["run", str(archive), "-o", str(run_dir), "-q", fast])
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert code == 1 and manifest["summary"]["skipped"] == len(good) and manifest["summary"]["done"] == 0
-    code = main(["run", str(archive), "-o", str(run_dir), "-q", "decode.backend=pyav"])
+    code = main(["run", str(archive), "-o", str(run_dir), "-q", fast, "decode.backend=pyav"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["summary"]["done"] == len(good)
     assert "pyav" in videoact.load(run_dir).videos["attrs"].iloc[0]
@@ -122,7 +123,7 @@ def test_manifest_input_with_missing_file(shared_data: Path, tmp_path: Path) -> 
     listing = tmp_path / "list.csv"
     listing.write_text(f"path,video_id\n{shared_data / 'videos' / 'demo.mp4'},kinetics_demo\nmissing.mp4,gone\n")
     run_dir = tmp_path / "run"
-    assert main(["run", str(listing), "-o", str(run_dir), "-q"]) == 1
+    assert main(["run", str(listing), "-o", str(run_dir), "-q", "pose.max_frames=8"]) == 1
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["videos"]["kinetics_demo"]["status"] == "done"
     assert "no such file" in manifest["videos"]["gone"]["error"]

@@ -48,6 +48,29 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class PoseConfig:
+    enabled: bool = doc("extract poses from RGB and write the skeletons table", default=True)
+    backend: str = doc("pose backend: mediapipe (BlazePose, offline), rtmpose (your ONNX files)",
+                       default="mediapipe")
+    every: int = doc("run the pose model on every n-th frame (1: every frame)", default=1)
+    max_frames: int | None = doc("only the first n frames of each video (null: all)", default=None)
+    options: dict[str, Any] = field(default_factory=dict, metadata={
+        "doc": "keyword arguments of the backend (rtmpose: det_model, pose_model)"})
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    enabled: bool = doc("classify actions from the poses and write recognition segments", default=True)
+    model: str = doc("skeleton model: builtin:NAME (shipped with videoact) or a model.pt path",
+                     default="builtin:nw_ucla_stgcnpp")
+    window_s: float = doc("seconds of poses per prediction (sliding window)", default=2.0)
+    stride_s: float = doc("seconds between window starts", default=1.0)
+    top_k: int = doc("classes written per window (with their probabilities)", default=5)
+    min_pose_fraction: float = doc("skip windows where fewer than this fraction of frames have a pose",
+                                   default=0.5)
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     skip_done: bool = doc("skip videos whose outputs exist for the same config fingerprint", default=True)
 
@@ -57,6 +80,8 @@ class RunConfig:
     """Everything ``videoact run`` reads, stage by stage in pipeline order."""
 
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
 
@@ -167,6 +192,15 @@ def _set_dotted(cls: type, data: dict[str, Any], path: list[str], value: Any, ra
             hint = f" (did you mean {'.'.join([*path[:i], close[0]])!r}?)" if close else ""
             raise ConfigError(f"unknown config key {dotted!r}{hint}")
         tp = hints[part]
+        if (typing.get_origin(tp) is dict or tp is dict) and i < len(path) - 1:
+            # free-form mapping (e.g. a builder's keyword arguments): start from its default, set the rest
+            node = node.setdefault(part, dict(_default_of(cls, path[: i + 1])))
+            for sub in path[i + 1:-1]:
+                node = node.setdefault(sub, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"{'.'.join(path)}: {sub} is not a mapping")
+            node[path[-1]] = value
+            return
         if i == len(path) - 1:
             # A string field keeps the text as typed ("name=007" stays "007").
             node[part] = raw if tp is str and not isinstance(value, str) else value
@@ -174,6 +208,22 @@ def _set_dotted(cls: type, data: dict[str, Any], path: list[str], value: Any, ra
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{'.'.join(path[: i + 1])} is not a section")
+
+
+def _default_of(cls: type, path: list[str]) -> Any:
+    """The default value of the field at dotted ``path`` below the dataclass ``cls``."""
+    tp: Any = cls
+    value: Any = None
+    for part in path:
+        fld = next(f for f in dataclasses.fields(tp) if f.name == part)
+        if fld.default is not dataclasses.MISSING:
+            value = fld.default
+        elif fld.default_factory is not dataclasses.MISSING:
+            value = fld.default_factory()
+        else:
+            value = {}
+        tp = typing.get_type_hints(tp)[part]
+    return value
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

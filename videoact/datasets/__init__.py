@@ -1,4 +1,4 @@
-"""Dataset readers (NTU, NW-UCLA, AVA, Ego4D, EPIC-KITCHENS) producing training samples. Not yet.
+"""Dataset readers producing training samples; skeleton datasets (NTU, NW-UCLA, ...) in ``.skeleton``.
 
 Annotation *files* are read and written by ``videoact.annotations.formats``; this package turns
 datasets into training samples for ``videoact train``.

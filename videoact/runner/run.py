@@ -7,6 +7,7 @@ videos already done with the same config, and keeps going when one video fails.
 
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 import sys
@@ -31,11 +32,28 @@ from videoact.runner.inputs import VideoRef
 
 log = logging.getLogger("videoact.run")
 
-STAGES = ("decode",)  # stages this version runs, in order; heads join as they land
+STAGES = ("decode", "pose", "recognition")  # every stage this version has, in order
 
 
-def process_video(ref: VideoRef, cfg: RunConfig) -> Tables:
-    """Run every available stage on one video and return its tables.
+def stages(cfg: RunConfig) -> list[str]:
+    """The stages ``cfg`` runs (recognition reads poses, so it needs the pose stage)."""
+    out = ["decode"]
+    if cfg.pose.enabled:
+        out.append("pose")
+        if cfg.recognition.enabled:
+            out.append("recognition")
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _recognizer(ref: str) -> Any:
+    from videoact.heads.recognition.skeleton import load_recognizer
+
+    return load_recognizer(ref)
+
+
+def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> Tables:
+    """Run every enabled stage on one video and return its tables.
 
     Raises:
         StageError: naming the stage that failed and why.
@@ -44,14 +62,64 @@ def process_video(ref: VideoRef, cfg: RunConfig) -> Tables:
         info = probe_video(ref.path, backend=cfg.decode.backend)
     except VideoDecodeError as exc:
         raise StageError("decode", str(exc)) from None
+    source = f"videoact-{__version__}@{fingerprint(cfg)}"
     videos = pd.DataFrame([{
         "video_id": ref.video_id, "uri": str(ref.path.resolve()), "fps": info.fps, "n_frames": info.n_frames,
         "duration_s": info.duration_s, "width": info.width, "height": info.height, "rotation": info.rotation,
         "codec": info.codec, "sha256": sha256_file(ref.path) if cfg.decode.sha256 else None,
-        "source": f"videoact-{__version__}@{fingerprint(cfg)}",
+        "source": source,
         "attrs": schema.dumps_attrs({"decode_backend": info.backend, "n_frames_exact": info.n_frames_exact}),
     }])
-    return Tables(videos=videos).validated(where=str(ref.path))
+    tables = Tables(videos=videos)
+    if "pose" in stages(cfg):
+        track = _poses(ref, cfg, progress)
+        from videoact.features.pose import person_boxes, pose_tables
+
+        tables = Tables.concat([tables, pose_tables(track, ref.video_id, source=f"{track.backend}@{source}")])
+        tables = Tables.concat([tables, Tables(boxes=person_boxes(track, ref.video_id,
+                                                                  source=f"{track.backend}@{source}"))])
+        if "recognition" in stages(cfg):
+            rc = cfg.recognition
+            try:
+                from videoact.heads.recognition.skeleton import recognize_track
+
+                clf = _recognizer(rc.model)
+                segs = recognize_track(track, clf, video_id=ref.video_id, label_space=clf.label_space,
+                                       source=f"{clf.name}@{source}", window_s=rc.window_s, stride_s=rc.stride_s,
+                                       top_k=rc.top_k, min_pose_fraction=rc.min_pose_fraction)
+            except (FileNotFoundError, ValueError, KeyError) as exc:
+                raise StageError("recognition", str(exc)) from None
+            tables = Tables.concat([tables, Tables(segments=segs)])
+    return tables.validated(where=str(ref.path))
+
+
+def _poses(ref: VideoRef, cfg: RunConfig, progress: bool) -> Any:
+    from videoact.decode.source import VideoSource
+    from videoact.features.pose import build_pose_backend, extract_poses
+
+    try:
+        backend = build_pose_backend(cfg.pose.backend, **cfg.pose.options)
+    except (ImportError, FileNotFoundError, ValueError, KeyError) as exc:
+        raise StageError("pose", str(exc)) from None
+    try:
+        with VideoSource(ref.path, backend=cfg.decode.backend) as src:
+            return extract_poses(src, backend, every=cfg.pose.every, max_frames=cfg.pose.max_frames,
+                                 progress=progress)
+    except VideoDecodeError as exc:
+        raise StageError("decode", str(exc)) from None
+    finally:
+        backend.close()
+
+
+def label_tables(cfg: RunConfig) -> pd.DataFrame | None:
+    """The label space the run's recognition model predicts (written once per run)."""
+    if "recognition" not in stages(cfg):
+        return None
+    try:
+        clf = _recognizer(cfg.recognition.model)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise StageError("recognition", str(exc)) from None
+    return pd.DataFrame({"label_space": clf.label_space, "id": range(len(clf.classes)), "name": list(clf.classes)})
 
 
 def _versions() -> dict[str, str]:
@@ -105,10 +173,13 @@ def run_videos(refs: list[VideoRef], run_dir: str | Path, cfg: RunConfig, *, inp
     manifest.update({
         "kind": "run", "videoact_version": __version__, "schema_version": schema.SCHEMA_VERSION,
         "created": manifest.get("created", now), "updated": now, "input": input_spec,
-        "stages": list(STAGES), "config_fingerprint": fp, "config": to_dict(cfg), "versions": _versions(),
+        "stages": stages(cfg), "config_fingerprint": fp, "config": to_dict(cfg), "versions": _versions(),
     })
     status: dict[str, dict[str, Any]] = manifest.setdefault("videos", {})
     store.atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    labels = label_tables(cfg)
+    if labels is not None:
+        store.write_labels(run_dir, labels)
     summary = RunSummary(run_dir)
     start = time.perf_counter()
     if show_progress is None:
@@ -125,7 +196,7 @@ def run_videos(refs: list[VideoRef], run_dir: str | Path, cfg: RunConfig, *, inp
         t0 = time.perf_counter()
         entry: dict[str, Any] = {"uri": str(ref.path), "identity": ident, "config_fingerprint": fp}
         try:
-            tables = process_video(ref, cfg)
+            tables = process_video(ref, cfg, progress=show_progress)
             store.write_video_tables(run_dir, ref.video_id, tables)
             entry.update(status="done", rows=tables.summary())
             summary.done.append(ref.video_id)

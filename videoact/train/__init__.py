@@ -17,6 +17,7 @@ from videoact.config import ConfigError, build_config, read_yaml
 TRAINERS: dict[str, tuple[str, str]] = {
     "action_lm": ("videoact.heads.anticipation.config:ActionLMTrainConfig",
                   "videoact.heads.anticipation.action_lm:train_action_lm"),
+    "skeleton": ("videoact.train.skeleton:SkeletonTrainConfig", "videoact.train.skeleton:train_skeleton"),
 }
 
 

@@ -1,1 +1,36 @@
-"""Pose extraction from RGB onto named joint layouts (BlazePose by default). Not in this release yet."""
+"""Pose extraction from RGB onto named joint layouts (BlazePose by default), and poses read from files.
+
+``base``: ``PersonPose``, ``PoseTrack``, the ``PoseBackend`` / ``FramePoses`` protocols and the registry
+(``build_pose_backend(name, ...)``); ``mediapipe_backend`` (``mediapipe``, default, offline), ``rtmlib_backend``
+(``rtmpose``, user-supplied ONNX files), ``precomputed`` (``skeletons``, ``skeleton-pickle``);
+``extract``: ``extract_poses``, ``pose_tables``, ``to_array``; ``boxes``: person proposals for the AVA head.
+"""
+
+from videoact.features.pose.base import (
+    POSE_BACKENDS,
+    FramePoses,
+    PersonPose,
+    PoseBackend,
+    PoseFrame,
+    PoseTrack,
+    build_pose_backend,
+    list_pose_backends,
+)
+from videoact.features.pose.boxes import boxes_from_keypoints, person_boxes
+from videoact.features.pose.extract import extract_poses, pose_tables, to_array
+
+__all__ = [
+    "POSE_BACKENDS",
+    "FramePoses",
+    "PersonPose",
+    "PoseBackend",
+    "PoseFrame",
+    "PoseTrack",
+    "boxes_from_keypoints",
+    "build_pose_backend",
+    "extract_poses",
+    "list_pose_backends",
+    "person_boxes",
+    "pose_tables",
+    "to_array",
+]

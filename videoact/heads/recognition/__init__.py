@@ -1,0 +1,1 @@
+"""Action recognition heads: skeleton windows -> classes (``skeleton``)."""

@@ -1,0 +1,122 @@
+"""Skeleton action recognition over a video: sliding windows of poses -> a skeleton network -> ``segments``.
+
+The pose track of a video (from ``features.pose``) is cut into windows of ``window_s`` seconds every
+``stride_s`` seconds; each window with enough poses is prepared exactly as the model's training samples
+(``train.skeleton.prepare``: centre, resample) and classified. Every window writes its ``top_k`` classes as
+``recognition`` segments scored by their probability, so ``videoact eval recognition`` and the notebooks read
+them like any other prediction.
+
+Coordinates: models trained on Kinect skeletons (NW-UCLA, NTU, MSR) read metric 3D camera-space joints with
+y up and x towards the camera's left. BlazePose world landmarks are metric too but image-oriented (x right,
+y down), so they are turned 180 degrees about the camera axis (``x, y -> -x, -y``; a rotation, not a mirror)
+and mapped onto the model's layout with ``layouts.convert``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from videoact.features.pose.base import PoseTrack
+from videoact.features.pose.extract import to_array
+from videoact.features.skeleton.layouts import convert
+from videoact.train.skeleton import SkeletonClassifier, load_model
+
+BUILTIN_PREFIX = "builtin:"
+# BlazePose world axes (x right, y down, z away) -> Kinect camera space (x left, y up, z away)
+MEDIAPIPE_TO_KINECT = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)
+
+
+def builtin_models() -> list[str]:
+    """Names of the checkpoints shipped in ``videoact/models`` (``builtin:NAME``)."""
+    folder = resources.files("videoact") / "models"
+    return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".pt"))
+
+
+def resolve_model(ref: str) -> Path:
+    """``builtin:NAME`` -> the shipped file; anything else is a path that must exist."""
+    if ref.startswith(BUILTIN_PREFIX):
+        name = ref[len(BUILTIN_PREFIX):]
+        path = Path(str(resources.files("videoact") / "models" / f"{name}.pt"))
+        if not path.is_file():
+            raise FileNotFoundError(f"no built-in skeleton model {name!r}; shipped: {', '.join(builtin_models())}")
+        return path
+    path = Path(ref)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: skeleton model not found (set recognition.model to builtin:NAME or a "
+                                "model.pt written by `videoact train`)")
+    return path
+
+
+def load_recognizer(ref: str) -> SkeletonClassifier:
+    return load_model(resolve_model(ref))
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # index into the track's processed frames
+    stop: int  # exclusive
+
+
+def windows(t_s: np.ndarray, *, window_s: float, stride_s: float) -> list[Window]:
+    """Windows over processed-frame times; a video shorter than one window is one window."""
+    if len(t_s) == 0:
+        return []
+    if window_s <= 0 or stride_s <= 0:
+        raise ValueError(f"window_s and stride_s must be positive, got {window_s}, {stride_s}")
+    t0, t_end = float(t_s[0]), float(t_s[-1])
+    starts = np.arange(t0, max(t0, t_end - window_s) + 1e-9, stride_s)
+    out = []
+    for s in starts:
+        lo = int(np.searchsorted(t_s, s, side="left"))
+        hi = int(np.searchsorted(t_s, s + window_s, side="left"))
+        if hi > lo:
+            out.append(Window(lo, hi))
+    # the tail: make sure the last frames are covered
+    if out and out[-1].stop < len(t_s):
+        lo = int(np.searchsorted(t_s, t_end - window_s, side="left"))
+        out.append(Window(lo, len(t_s)))
+    return out
+
+
+def track_to_model_input(track: PoseTrack, clf: SkeletonClassifier) -> np.ndarray:
+    """Pose track -> ``(M, T, V, C)`` on the model's layout and coordinate frame."""
+    if clf.in_channels == 3:
+        x, _ = to_array(track, coords="world", num_persons=clf.num_persons)
+        if track.layout == "mediapipe33":
+            x = x @ MEDIAPIPE_TO_KINECT.T
+    else:
+        x, _ = to_array(track, coords="image_norm", num_persons=clf.num_persons)
+    if track.layout != clf.layout:
+        x = convert(x, track.layout, clf.layout)
+    return x.astype(np.float32)
+
+
+def recognize_track(track: PoseTrack, clf: SkeletonClassifier, *, video_id: str, label_space: str, source: str,
+                    window_s: float = 2.0, stride_s: float = 1.0, top_k: int = 5,
+                    min_pose_fraction: float = 0.5) -> pd.DataFrame:
+    """``recognition`` segments (one row per window and top class) for one video's pose track."""
+    t_s = track.t_s
+    frames = track.frame_indices
+    x = track_to_model_input(track, clf)  # (M, T, V, C)
+    present = np.abs(x).sum(axis=(0, 2, 3)) > 0  # (T,)
+    wins = [w for w in windows(t_s, window_s=window_s, stride_s=stride_s)
+            if present[w.start:w.stop].mean() >= min_pose_fraction and present[w.start:w.stop].sum() >= 2]
+    rows = []
+    if wins:
+        probs = clf.predict_proba([x[:, w.start:w.stop] for w in wins])
+        fps = float(track.fps) if track.fps else None
+        step = (float(np.median(np.diff(t_s))) if len(t_s) > 1 else (1.0 / fps if fps else 0.0))
+        k = min(top_k, probs.shape[1])
+        for w, p in zip(wins, probs, strict=True):
+            t_start, t_end = float(t_s[w.start]), float(t_s[w.stop - 1]) + step
+            for rank, c in enumerate(np.argsort(-p, kind="stable")[:k]):
+                rows.append({"video_id": video_id, "task": "recognition", "t_start_s": t_start, "t_end_s": t_end,
+                             "fps": fps, "frame_start": int(frames[w.start]), "frame_end": int(frames[w.stop - 1]) + 1,
+                             "label": clf.classes[c], "label_id": int(c), "label_space": label_space,
+                             "score": float(p[c]), "source": source, "attrs": f'{{"rank": {rank + 1}}}'})
+    return pd.DataFrame(rows)

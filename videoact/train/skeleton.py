@@ -1,0 +1,372 @@
+"""``videoact train configs/skeleton/*.yaml``: skeleton action recognition on a CPU.
+
+One epoch = one pass over the training samples with augmentation (random rotation and scale, random
+temporal crop, optional mirror); SGD with Nesterov momentum, linear warm-up then cosine decay, label
+smoothing. A checkpoint is written after every epoch (``last.pt``: model, optimiser, scheduler and RNG
+state), so an interrupted run resumes where it stopped with ``resume: true`` (the default). At the end
+the model is evaluated on the test split, the test predictions and ground truth are written as annotation
+tables (``<output>/eval/{gt,pred}``, so ``videoact eval recognition`` recomputes the numbers), and the
+inference checkpoint ``model.pt`` (weights + everything needed to prepare an input) is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videoact.config import doc, fingerprint, to_dict
+from videoact.datasets.skeleton._sample import SkeletonSample
+from videoact.features.skeleton import transforms as T
+from videoact.features.skeleton.registry import build_model
+
+log = logging.getLogger("videoact.train.skeleton")
+
+
+# ------------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class SkeletonDataConfig:
+    benchmark: str = doc("protocol from videoact.datasets.skeleton.benchmarks.BENCHMARKS", default="nw_ucla_xview")
+    root: Path = field(default=Path("../shared/data/skeleton/nw_ucla"), metadata={"doc": "the dataset's folder"})
+
+
+@dataclass(frozen=True)
+class SkeletonInputConfig:
+    """How a sample becomes a model input; saved in the checkpoint and reused at inference."""
+
+    frames: int = doc("frames per sample after resampling", default=32)
+    center_joint: str | None = doc("joint subtracted (person 0, first frame); null: the layout's centre",
+                                   default=None)
+    align_view: bool = doc("rotate 3D skeletons into a body frame (hips along x, spine along y)", default=False)
+
+
+@dataclass(frozen=True)
+class SkeletonAugmentConfig:
+    rotate_degrees: tuple[float, float, float] = doc("max random rotation about x, y, z (2D: z only)",
+                                                     default=(30.0, 30.0, 30.0))
+    scale: tuple[float, float] = doc("random per-axis scale range", default=(0.85, 1.15))
+    crop: tuple[float, float] = doc("random temporal crop, as a fraction of the sequence", default=(0.7, 1.0))
+    mirror: float = doc("chance of a left/right mirrored sample", default=0.0)
+
+
+@dataclass(frozen=True)
+class SkeletonModelConfig:
+    name: str = doc("registered network: stgcnpp, psumnet, ista, cnn1d_ensemble", default="stgcnpp")
+    options: dict[str, Any] = field(default_factory=lambda: {"width": 0.25, "modalities": ["joint", "bone"]},
+                                    metadata={"doc": "keyword arguments of the network's builder"})
+
+
+@dataclass(frozen=True)
+class SkeletonOptimConfig:
+    optimizer: Literal["sgd", "adamw"] = doc("sgd (Nesterov momentum: GCNs, CNNs) or adamw (transformers)",
+                                             default="sgd")
+    epochs: int = doc("training epochs", default=60)
+    batch_size: int = doc("samples per step", default=16)
+    lr: float = doc("peak learning rate", default=0.1)
+    momentum: float = doc("SGD Nesterov momentum", default=0.9)
+    weight_decay: float = doc("weight decay", default=4e-4)
+    warmup_epochs: int = doc("linear warm-up epochs before the cosine decay", default=5)
+    label_smoothing: float = doc("cross-entropy label smoothing", default=0.1)
+    seed: int = doc("seed of weights, sampling and augmentation", default=0)
+    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
+    eval_every: int = doc("evaluate on the test split every this many epochs (0: only at the end)", default=10)
+    stop_after: int = doc("stop after this epoch (time-limited jobs: run again to resume); 0: train to the end",
+                          default=0)
+
+
+@dataclass(frozen=True)
+class SkeletonTrainConfig:
+    """What ``train_skeleton`` (``videoact train``) reads."""
+
+    data: SkeletonDataConfig = field(default_factory=SkeletonDataConfig)
+    input: SkeletonInputConfig = field(default_factory=SkeletonInputConfig)
+    augment: SkeletonAugmentConfig = field(default_factory=SkeletonAugmentConfig)
+    model: SkeletonModelConfig = field(default_factory=SkeletonModelConfig)
+    optim: SkeletonOptimConfig = field(default_factory=SkeletonOptimConfig)
+    output: Path = field(default=Path("runs/skeleton"), metadata={"doc": "folder for checkpoints and results"})
+    resume: bool = doc("continue from <output>/last.pt when it exists", default=True)
+
+
+# --------------------------------------------------------------------------------------------------- data
+
+
+def prepare(x: np.ndarray, *, layout: str, cfg: SkeletonInputConfig, num_persons: int,
+            rng: np.random.Generator | None = None, augment: SkeletonAugmentConfig | None = None) -> np.ndarray:
+    """One sample ``(M, T, V, C)`` -> model input ``(C, frames, V, num_persons)``; random only when ``rng`` is given."""
+    x = T.pad_persons(np.asarray(x, np.float32), num_persons)
+    x = T.center(x, layout, cfg.center_joint)
+    if cfg.align_view and x.shape[-1] == 3:
+        x = T.align_view(x, layout)
+    if rng is not None and augment is not None:
+        x = T.random_rotate_scale(x, rng, max_degrees=augment.rotate_degrees, scale=augment.scale)
+        if augment.mirror and rng.random() < augment.mirror:
+            x = T.mirror(x, layout)
+        x = T.resample(x, cfg.frames, rng=rng, crop=augment.crop)
+    else:
+        x = T.resample(x, cfg.frames)
+    return np.ascontiguousarray(x.transpose(3, 1, 2, 0))  # (C, T, V, M)
+
+
+class SkeletonDataset(torch.utils.data.Dataset):
+    """Samples -> ``((C, T, V, M) float tensor, label)``; augmentation draws from a per-epoch seeded RNG."""
+
+    def __init__(self, samples: Sequence[SkeletonSample], *, layout: str, cfg: SkeletonInputConfig,
+                 num_persons: int, augment: SkeletonAugmentConfig | None = None, seed: int = 0) -> None:
+        self.samples, self.layout, self.cfg, self.num_persons = list(samples), layout, cfg, num_persons
+        self.augment, self.seed, self.epoch = augment, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        s = self.samples[i]
+        rng = None if self.augment is None else np.random.default_rng((self.seed, self.epoch, i))
+        x = prepare(s.keypoints, layout=self.layout, cfg=self.cfg, num_persons=self.num_persons, rng=rng,
+                    augment=self.augment)
+        return torch.from_numpy(x), int(s.label if s.label is not None else -1)
+
+
+# -------------------------------------------------------------------------------------------------- train
+
+
+def stream_logits(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The logits every loss is taken on: one per stream for multi-stream networks, else the output."""
+    if hasattr(model, "stream_logits"):
+        return list(model.stream_logits(x))
+    return [model(x)]
+
+
+def lr_lambda(step: int, *, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: SkeletonDataset, *, batch_size: int = 64) -> np.ndarray:
+    """``(N, K)`` class probabilities of every sample (no augmentation)."""
+    model.eval()
+    out = []
+    # its own generator: evaluating must not move the global RNG (dropout) of a training run it interrupts
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+    for x, _ in loader:
+        out.append(F.softmax(model(x), dim=-1))
+    return torch.cat(out).numpy()
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    order = np.argsort(-probs, axis=1, kind="stable")
+    top1 = order[:, 0] == labels
+    top5 = (order[:, :5] == labels[:, None]).any(1)
+    per_class = [top1[labels == c].mean() for c in np.unique(labels)]
+    return {"top1_acc": float(top1.mean()), "top5_acc": float(top5.mean()),
+            "mean_class_accuracy": float(np.mean(per_class))}
+
+
+# settings that may change between the parts of one resumed training without changing its result
+_RUN_CONTROL = {("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",)}
+
+
+def _resume_key(cfg: dict[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    for path in _RUN_CONTROL:
+        node = out
+        for part in path[:-1]:
+            node = node.get(part, {})
+        node.pop(path[-1], None)
+    return out
+
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
+    """Train, evaluate and save ``<output>/model.pt``; returns its path (``last.pt`` when ``stop_after`` stops it)."""
+    from videoact.datasets.skeleton.benchmarks import load_benchmark
+
+    if cfg.optim.threads:
+        torch.set_num_threads(cfg.optim.threads)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    t_load = time.perf_counter()
+    bench = load_benchmark(cfg.data.benchmark, cfg.data.root)
+    log.info("%s: %d train / %d test samples, %d classes (%.1f s to load)", bench.name, len(bench.train),
+             len(bench.test), len(bench.classes), time.perf_counter() - t_load)
+    torch.manual_seed(cfg.optim.seed)
+    model_kwargs = dict(layout=bench.layout, num_classes=len(bench.classes), in_channels=bench.in_channels,
+                        num_persons=bench.num_persons, **cfg.model.options)
+    model = build_model(cfg.model.name, **model_kwargs)
+    train_set = SkeletonDataset(bench.train, layout=bench.layout, cfg=cfg.input, num_persons=bench.num_persons,
+                                augment=cfg.augment, seed=cfg.optim.seed)
+    test_set = SkeletonDataset(bench.test, layout=bench.layout, cfg=cfg.input, num_persons=bench.num_persons)
+    o = cfg.optim
+    steps_per_epoch = math.ceil(len(train_set) / o.batch_size)
+    total = o.epochs * steps_per_epoch
+    if o.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=True,
+                                                     weight_decay=o.weight_decay)
+    elif o.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    else:
+        raise ValueError(f"optim.optimizer must be sgd or adamw, got {o.optimizer!r}")
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_lambda(s, warmup=o.warmup_epochs * steps_per_epoch, total=total))
+    history: list[dict[str, Any]] = []
+    start_epoch, train_s = 0, 0.0
+    last = out / "last.pt"
+    if cfg.resume and last.exists():
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        if _resume_key(state["config"]) != _resume_key(to_dict(cfg)):
+            raise ValueError(f"{last}: written by a different config; delete it or set resume: false")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, history, train_s = state["epoch"], state["history"], state["train_seconds"]
+        log.info("resumed from %s at epoch %d", last, start_epoch)
+    labels = np.array([s.label for s in bench.test])
+    for epoch in range(start_epoch, o.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        train_set.epoch = epoch
+        gen = torch.Generator().manual_seed(o.seed * 100_003 + epoch)
+        loader = torch.utils.data.DataLoader(train_set, batch_size=o.batch_size, shuffle=True, generator=gen,
+                                             drop_last=len(train_set) > o.batch_size)
+        losses = []
+        for x, y in loader:
+            loss = sum(F.cross_entropy(lg, y, label_smoothing=o.label_smoothing) for lg in stream_logits(model, x))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        train_s += time.perf_counter() - t0
+        row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
+                               "train_seconds": round(train_s, 1)}
+        if (o.eval_every and (epoch + 1) % o.eval_every == 0) or epoch + 1 == o.epochs:
+            row.update(accuracy(predict(model, test_set), labels))
+        history.append(row)
+        log.info("epoch %d/%d  loss %.4f  %s  (%.0f s)", epoch + 1, o.epochs, row["loss"],
+                 f"top1 {row['top1_acc']:.4f}" if "top1_acc" in row else "", train_s)
+        _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                      "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "history": history,
+                      "train_seconds": train_s, "config": to_dict(cfg)}, last)
+        if o.stop_after and epoch + 1 >= o.stop_after and epoch + 1 < o.epochs:
+            log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", epoch + 1)
+            return last
+    probs = predict(model, test_set)
+    metrics = accuracy(probs, labels)
+    write_eval_tables(out / "eval", bench.name, bench.test, probs, bench.classes,
+                      model_source=f"{cfg.model.name}@{fingerprint(cfg)}")
+    path = save_model(out / "model.pt", model, model_name=cfg.model.name, model_kwargs=model_kwargs,
+                      classes=bench.classes, input_cfg=cfg.input, extra={
+                          "benchmark": bench.name, "protocol": bench.protocol, "metrics": metrics,
+                          "train_seconds": round(train_s, 1), "epochs": o.epochs, "fps": bench.fps})
+    (out / "metrics.json").write_text(json.dumps({"benchmark": bench.name, **metrics, "train_seconds": train_s,
+                                                  "history": history}, indent=2) + "\n")
+    log.info("%s: top-1 %.4f  top-5 %.4f  mean class %.4f  (%.0f s training)", bench.name, metrics["top1_acc"],
+             metrics["top5_acc"], metrics["mean_class_accuracy"], train_s)
+    return path
+
+
+# ------------------------------------------------------------------------------------------- checkpoints
+
+
+def save_model(path: Path, model: nn.Module, *, model_name: str, model_kwargs: dict[str, Any],
+               classes: Sequence[str], input_cfg: SkeletonInputConfig, extra: dict[str, Any]) -> Path:
+    """The inference checkpoint: weights in float32 plus plain data only (loads with ``weights_only=True``)."""
+    _save_atomic({"format": "videoact.skeleton/1", "model": model_name,
+                  "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs.items()},
+                  "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                  "classes": list(classes), "input": to_dict(input_cfg), "extra": extra}, Path(path))
+    return Path(path)
+
+
+@dataclass
+class SkeletonClassifier:
+    """A trained network with its class names and input preparation: what the recognition head runs."""
+
+    model: nn.Module
+    classes: tuple[str, ...]
+    layout: str
+    num_persons: int
+    in_channels: int
+    input: SkeletonInputConfig
+    meta: dict[str, Any]
+    name: str = "skeleton"
+
+    @property
+    def label_space(self) -> str:
+        return str(self.meta.get("benchmark", self.name))
+
+    @torch.no_grad()
+    def predict_proba(self, keypoints: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """``(M, T, V, C)`` sequences on ``self.layout`` -> ``(N, K)`` class probabilities."""
+        seqs = [keypoints] if isinstance(keypoints, np.ndarray) else list(keypoints)
+        x = torch.from_numpy(np.stack([prepare(s, layout=self.layout, cfg=self.input, num_persons=self.num_persons)
+                                       for s in seqs]))
+        self.model.eval()
+        return F.softmax(self.model(x), dim=-1).numpy()
+
+
+def load_model(path: str | Path) -> SkeletonClassifier:
+    """Load ``model.pt`` written by ``train_skeleton`` (``weights_only=True``: tensors and plain data only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: skeleton model checkpoint not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != "videoact.skeleton/1":
+        raise ValueError(f"{path}: not a videoact skeleton checkpoint (no format 'videoact.skeleton/1'); "
+                         "write one with `videoact train configs/skeleton/...`")
+    kwargs = dict(state["model_kwargs"])
+    model = build_model(state["model"], **kwargs)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    inp = state["input"]
+    return SkeletonClassifier(model=model, classes=tuple(state["classes"]), layout=kwargs["layout"],
+                              num_persons=int(kwargs.get("num_persons", 1)),
+                              in_channels=int(kwargs.get("in_channels", 3)),
+                              input=SkeletonInputConfig(**inp), meta=dict(state["extra"]), name=path.stem)
+
+
+# ------------------------------------------------------------------------------------------- eval tables
+
+
+def write_eval_tables(folder: Path, label_space: str, samples: Sequence[SkeletonSample], probs: np.ndarray,
+                      classes: Sequence[str], *, model_source: str = "videoact-skeleton") -> None:
+    """Ground truth and scored predictions of the test split as annotation tables (``videoact eval recognition``)."""
+    from videoact.annotations import store
+    from videoact.annotations.tables import Tables
+
+    labels = pd.DataFrame({"label_space": label_space, "id": range(len(classes)), "name": list(classes)})
+    gt_rows, pred_rows = [], []
+    for s, p in zip(samples, probs, strict=True):
+        n = s.keypoints.shape[1]
+        fps = s.fps or 30.0
+        base = {"video_id": s.name, "task": "recognition", "t_start_s": 0.0, "t_end_s": n / fps, "fps": fps,
+                "frame_start": 0, "frame_end": n, "label_space": label_space}
+        gt_rows.append({**base, "label": classes[s.label], "label_id": int(s.label), "score": 1.0,
+                        "source": f"ground_truth:{label_space}"})
+        for c, score in enumerate(p):
+            pred_rows.append({**base, "label": classes[c], "label_id": c, "score": float(score),
+                              "source": model_source})
+    for name, rows in (("gt", gt_rows), ("pred", pred_rows)):
+        tables = Tables(segments=pd.DataFrame(rows), labels=labels).validated(where=str(folder / name))
+        store.write_tables(folder / name, tables)
+
