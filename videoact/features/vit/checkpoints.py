@@ -1,0 +1,369 @@
+"""Load VideoMAE and mmaction2 ViT checkpoints into ``VideoViT`` (and write ours in their layouts).
+
+Three key layouts, one renaming function each way:
+
+* ``videomae`` — MCG-NJU/VideoMAE ``modeling_finetune.py``: ``patch_embed.proj``, ``blocks.N.attn.qkv.weight``
+  with separate ``q_bias`` / ``v_bias`` (no k bias), ``blocks.N.mlp.fc1/fc2``, ``blocks.N.gamma_1/2`` (layer
+  scale), ``fc_norm``, ``head``; wrapped in ``{"model": ...}`` or ``{"module": ...}``. Pretraining checkpoints
+  carry an ``encoder.`` prefix and decoder keys (dropped, as VideoMAE's fine-tuning does). The sin-cos table
+  is not in the state dict (a plain tensor attribute there).
+* ``mmaction2`` — ``mmaction/models/backbones/vit_mae.py`` ``VisionTransformer`` in a ``Recognizer3D``:
+  ``backbone.patch_embed.projection``, ``backbone.blocks.N.attn.{qkv.weight,q_bias,v_bias}``,
+  ``backbone.blocks.N.mlp.layers.0.0`` / ``mlp.layers.1`` (mmcv ``FFN``), ``backbone.fc_norm``,
+  ``cls_head.fc_cls``; ``{"state_dict": ..., "meta": ...}``. Its sin-cos table *is* stored
+  (``backbone.pos_embed``, a persistent buffer).
+* ``videoact`` — ``VideoViT.state_dict()`` (timm names: ``blocks.N.attn.qkv.bias`` holds q, k and v biases).
+
+The k bias: VideoMAE and mmaction2 have none, ours is timm's full qkv bias. Importing writes zeros there.
+Exporting drops it, which changes no output: adding a constant vector to every key adds ``q · b_k`` to all
+logits of a query alike, and softmax ignores that (it would matter only with a qk-norm, which these models do
+not have). So a round trip ours -> theirs -> ours gives the same outputs and a zero k bias.
+
+A fixed sin-cos table is verified against ours when a checkpoint stores one (and then skipped); a learned
+table is loaded, resized bicubically per temporal slice when the checkpoint's spatial grid differs.
+
+Sources: a local path, an ``http(s)://`` / ``file://`` URL (downloaded once into the torch hub cache), a
+``hf-hub:OWNER/REPO/FILE`` id, or a name from ``ZOO``. Nothing is downloaded in the tests; without network
+the download fails with an error that says where to put the file instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videoact.features.vit.models import VideoViT, resize_pos_embed, sincos_table
+
+LAYOUTS = ("videoact", "videomae", "mmaction2")
+
+# Checkpoints we know by name: (url, layout, builder kwargs). Inputs are RGB in [0, 255] normalised with
+# ImageNet's mean (123.675, 116.28, 103.53) and std (58.395, 57.12, 57.375), 16 frames at stride 4.
+ZOO: dict[str, tuple[str, str, dict[str, Any]]] = {
+    # mmaction2's conversion of VideoMAE ViT-B (K400 pretrain + fine-tune), top-1 81.3 on Kinetics-400
+    "vit_b16.videomae_k400": (
+        "https://download.openmmlab.com/mmaction/v1.0/recognition/videomae/"
+        "vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-860a3cd3.pth",
+        "mmaction2",
+        {"num_classes": 400},
+    ),
+}
+
+_HEAD_PREFIXES = ("fc_norm.", "head.")  # optional on both sides: a backbone-only checkpoint or model is fine
+
+
+@dataclass
+class LoadReport:
+    """What ``load_pretrained`` did. ``missing``: model keys the checkpoint lacks; ``unexpected``: checkpoint keys
+    (renamed as far as the layout knows them) with no place in the model; ``skipped``: dropped on purpose."""
+
+    source: str
+    layout: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # ``notes`` says why
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{self.source} ({self.layout}): {len(self.loaded)} tensors loaded"]
+        for name in ("missing", "unexpected", "skipped"):
+            keys = getattr(self, name)
+            if keys:
+                lines.append(f"  {name} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_checkpoint(source: str | Path, *, cache_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """The state dict inside a checkpoint file / URL / hub id, unwrapped from ``model`` / ``module`` /
+    ``state_dict``. Always ``torch.load(weights_only=True)``; argparse ``args`` (VideoMAE saves them) are
+    allowed, anything else that is not plain data is refused with the fix."""
+    path = _fetch(str(source), cache_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses pickled code objects: UnpicklingError and friends
+        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(exc))
+        reason = found.group(0) if found else (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ValueError(
+            f"{path}: not loadable with torch.load(weights_only=True) ({reason}). If you "
+            f"trust the file, re-save only its weights: python -c \"import torch; c = torch.load('{path}', "
+            f"weights_only=False); torch.save(c.get('state_dict', c.get('model', c)), 'weights.pth')\""
+        ) from exc
+    return unwrap_state_dict(obj, where=str(path))
+
+
+def unwrap_state_dict(obj: Any, *, where: str = "checkpoint") -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "module"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise ValueError(f"{where}: no state dict found (expected tensors, or one under 'state_dict', 'model' or "
+                     f"'module')")
+
+
+def _fetch(source: str, cache_dir: str | Path | None) -> Path:
+    if source in ZOO:
+        source = ZOO[source][0]
+    if source.startswith("hf-hub:"):
+        repo_and_file = source.removeprefix("hf-hub:")
+        repo_id, _, filename = repo_and_file.rpartition("/")
+        if repo_id.count("/") != 1 or not filename:
+            raise ValueError(f"{source!r}: write hub ids as hf-hub:OWNER/REPO/FILE")
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(repo_id, filename, cache_dir=cache_dir))
+        except Exception as exc:
+            raise RuntimeError(
+                f"could not fetch {filename} from the Hugging Face hub repo {repo_id} ({type(exc).__name__}: "
+                f"{exc}). Without network: download it elsewhere and pass the local path instead."
+            ) from exc
+    if re.match(r"^(https?|file)://", source):
+        folder = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
+        path = folder / source.rstrip("/").rsplit("/", 1)[-1]
+        if not path.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                torch.hub.download_url_to_file(source, str(path), progress=False)
+            except Exception as exc:
+                raise RuntimeError(
+                    f"could not download {source} ({type(exc).__name__}: {exc}). Without network: download it "
+                    f"elsewhere and put it at {path}, or pass the local path instead."
+                ) from exc
+        return path
+    return Path(source)
+
+
+# ------------------------------------------------------------------------------------------ key layouts
+
+
+def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
+    keys = list(state)
+    if any(".projection." in k or ".mlp.layers." in k or k.startswith("cls_head.") for k in keys):
+        return "mmaction2"
+    if any(k.endswith("attn.q_bias") for k in keys):
+        return "videomae"
+    if any(k.endswith("attn.qkv.bias") for k in keys):
+        return "videoact"
+    if any(k.startswith("encoder.") or k.startswith("patch_embed.proj.") for k in keys):
+        return "videomae"  # a model without q/v biases
+    raise ValueError(f"cannot tell the checkpoint layout from its keys ({', '.join(keys[:5])}, ...); pass "
+                     f"layout= one of {', '.join(LAYOUTS)}")
+
+
+_MMACTION2_RENAMES = [  # (theirs, ours) after dropping "backbone."
+    (re.compile(r"^patch_embed\.projection\."), "patch_embed.proj."),
+    (re.compile(r"^(blocks\.\d+)\.mlp\.layers\.0\.0\."), r"\1.mlp.fc1."),
+    (re.compile(r"^(blocks\.\d+)\.mlp\.layers\.1\."), r"\1.mlp.fc2."),
+]
+_LAYER_SCALE = [(re.compile(r"^(blocks\.\d+)\.gamma_([12])$"), r"\1.ls\2.gamma")]
+_PRETRAIN_ONLY = re.compile(r"^(decoder\.|decoder_|encoder_to_decoder\.|mask_token$)")
+
+
+def from_videomae(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """VideoMAE names -> ours. Returns (renamed state, keys dropped on purpose). Unknown keys pass through."""
+    out: dict[str, torch.Tensor] = {}
+    dropped: list[str] = []
+    for key, value in state.items():
+        name = key.removeprefix("module.").removeprefix("backbone.").removeprefix("encoder.")
+        if _PRETRAIN_ONLY.match(name) or (key.startswith("encoder.") and name.startswith("norm.")):
+            dropped.append(key)  # pretraining decoder / encoder norm: VideoMAE's fine-tuning drops them too
+            continue
+        out[_rename(name, _LAYER_SCALE)] = value
+    return _merge_qv_bias(out), dropped
+
+
+def from_mmaction2(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """mmaction2 ``Recognizer3D`` + ``vit_mae.VisionTransformer`` names -> ours."""
+    out: dict[str, torch.Tensor] = {}
+    dropped: list[str] = []
+    for key, value in state.items():
+        if key.startswith("data_preprocessor."):
+            dropped.append(key)
+            continue
+        name = key.removeprefix("module.")
+        if name.startswith("cls_head.fc_cls."):
+            name = "head." + name.removeprefix("cls_head.fc_cls.")
+        else:
+            name = _rename(name.removeprefix("backbone."), _MMACTION2_RENAMES + _LAYER_SCALE)
+        out[name] = value
+    return _merge_qv_bias(out), dropped
+
+
+def to_videomae(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our state dict in VideoMAE's names (save it as ``{"model": ...}``); the k bias is dropped (see above)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in _split_qkv_bias(state).items():
+        out[_rename(key, [(re.compile(r"^(blocks\.\d+)\.ls([12])\.gamma$"), r"\1.gamma_\2")])] = value
+    return out
+
+
+def to_mmaction2(state: Mapping[str, torch.Tensor], *, grid: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+    """Our state dict in mmaction2's names (save it as ``{"state_dict": ..., "meta": ...}``). mmaction2 keeps
+    the sin-cos table in its state dict, so it is written for ``grid`` when ours is not learned."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in to_videomae(state).items():
+        if key.startswith("head."):
+            out["cls_head.fc_cls." + key.removeprefix("head.")] = value
+            continue
+        key = key.replace("patch_embed.proj.", "patch_embed.projection.")
+        key = re.sub(r"\.mlp\.fc1\.", ".mlp.layers.0.0.", key)
+        key = re.sub(r"\.mlp\.fc2\.", ".mlp.layers.1.", key)
+        out["backbone." + key] = value
+    if "backbone.pos_embed" not in out:
+        d = state["fc_norm.weight"].shape[0]
+        out = {"backbone.pos_embed": sincos_table(grid[0] * grid[1] * grid[2], d), **out}
+    return out
+
+
+def export_state_dict(model: VideoViT, layout: str) -> dict[str, torch.Tensor]:
+    """``model``'s weights in ``layout``'s key names (tensors detached, on the CPU)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if layout == "videoact":
+        return state
+    if layout == "videomae":
+        return to_videomae(state)
+    if layout == "mmaction2":
+        return to_mmaction2(state, grid=model.grid)
+    raise ValueError(f"unknown layout {layout!r}; one of {', '.join(LAYOUTS)}")
+
+
+def _rename(key: str, rules: list[tuple[re.Pattern[str], str]]) -> str:
+    for pattern, repl in rules:
+        key = pattern.sub(repl, key)
+    return key
+
+
+def _merge_qv_bias(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith("attn.q_bias"):
+            stem = key.removesuffix("q_bias")
+            v_bias = state.get(stem + "v_bias")
+            if v_bias is None:
+                raise ValueError(f"checkpoint has {key} but no {stem}v_bias")
+            out[stem + "qkv.bias"] = torch.cat([value, torch.zeros_like(value), v_bias])  # VideoMAE: no k bias
+        elif not key.endswith("attn.v_bias"):
+            out[key] = value
+    return out
+
+
+def _split_qkv_bias(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith("attn.qkv.bias"):
+            q, _k, v = value.chunk(3)  # the k bias is softmax-invariant: dropping it changes no output
+            stem = key.removesuffix("qkv.bias")
+            out[stem + "q_bias"], out[stem + "v_bias"] = q.clone(), v.clone()
+        else:
+            out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- load
+
+
+def load_pretrained(
+    model: VideoViT,
+    source: str | Path | Mapping[str, Any],
+    *,
+    layout: str = "auto",
+    strict: bool = True,
+    cache_dir: str | Path | None = None,
+) -> LoadReport:
+    """Load a checkpoint (path, URL, ``hf-hub:`` id, ``ZOO`` name, or an in-memory state dict) into ``model``.
+
+    ``layout="auto"`` tells the layout from the key names. With ``strict`` (default), a backbone key missing
+    from the checkpoint, a checkpoint key with no place in the model, or a shape mismatch is an error; the
+    classifier side (``fc_norm``, ``head``) is optional either way, and a head of another size is skipped.
+
+    Example::
+
+        model = build_backbone("vit_b16", num_classes=400)
+        print(load_pretrained(model, "vit_b16.videomae_k400"))  # mmaction2's VideoMAE ViT-B K400
+    """
+    if isinstance(source, Mapping):
+        name, state = "<state dict>", unwrap_state_dict(source)
+    else:
+        name, state = str(source), read_checkpoint(source, cache_dir=cache_dir)
+        if layout == "auto" and str(source) in ZOO:
+            layout = ZOO[str(source)][1]
+    if layout == "auto":
+        layout = detect_layout(state)
+    report = LoadReport(source=name, layout=layout)
+    if layout == "videomae":
+        state, report.skipped = from_videomae(state)
+        if report.skipped:
+            report.notes.append("pretraining-only keys (decoder, encoder norm) skipped as VideoMAE fine-tuning does")
+    elif layout == "mmaction2":
+        state, report.skipped = from_mmaction2(state)
+    elif layout != "videoact":
+        raise ValueError(f"unknown layout {layout!r}; one of auto, {', '.join(LAYOUTS)}")
+    state = dict(state)
+
+    ours = model.state_dict()
+    _take_pos_embed(model, state, report)
+    for key in [k for k in state if k.startswith(_HEAD_PREFIXES) and k not in ours]:
+        report.skipped.append(key)
+        report.notes.append(f"{key}: the model has no classifier (num_classes=0)")
+        del state[key]
+    for key in [k for k in state if k in ours and state[k].shape != ours[k].shape]:
+        if key.startswith("head."):
+            report.skipped.append(key)
+            report.notes.append(f"{key}: {tuple(state[key].shape)} in the checkpoint, {tuple(ours[key].shape)} in "
+                                f"the model (another class count); left as initialised")
+            del state[key]
+        else:
+            raise ValueError(f"{name}: {key} is {tuple(state[key].shape)} in the checkpoint but "
+                             f"{tuple(ours[key].shape)} in the model: build the matching size (vit_s16 is 384 "
+                             f"wide, vit_b16 768) with the checkpoint's num_frames / tubelet")
+
+    result = model.load_state_dict(state, strict=False)
+    report.missing = list(result.missing_keys)
+    report.unexpected = list(result.unexpected_keys)
+    report.loaded = [k for k in state if k in ours]
+    if strict:
+        missing = [k for k in report.missing if not k.startswith(_HEAD_PREFIXES)]
+        if missing or report.unexpected:
+            raise ValueError(f"{name} does not fit the model (layout {layout}):\n{report}\n"
+                             f"pass layout= explicitly, or strict=False to load what fits")
+    return report
+
+
+def _take_pos_embed(model: VideoViT, state: dict[str, torch.Tensor], report: LoadReport) -> None:
+    """Verify a stored sin-cos table against ours (then drop it), or resize a learned one to our grid."""
+    table = state.get("pos_embed")
+    if table is None:
+        return
+    n, d = table.shape[-2], table.shape[-1]
+    if model.pos_embed_kind == "sincos":
+        if not torch.allclose(table.float().reshape(1, n, d), sincos_table(n, d), atol=1e-5):
+            raise ValueError(f"{report.source}: pos_embed is not the sin-cos table; the checkpoint learned its "
+                             f"position embedding: build the model with pos_embed='learned'")
+        del state["pos_embed"]
+        report.skipped.append("pos_embed")
+        report.notes.append("pos_embed: the checkpoint's fixed sin-cos table matches ours (not a parameter)")
+        return
+    t, h, w = model.grid
+    if n != t * h * w:
+        side = round((n // t) ** 0.5)
+        if n % t or side * side * t != n:
+            raise ValueError(f"{report.source}: pos_embed has {n} positions, not {t} slices of a square grid")
+        state["pos_embed"] = resize_pos_embed(table.reshape(1, n, d), (t, side, side), model.grid)
+        report.notes.append(f"pos_embed: resized from {t}x{side}x{side} to {t}x{h}x{w} (bicubic per slice)")
