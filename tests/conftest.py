@@ -19,6 +19,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of small models (``pytestmark = pytest.mark.usefixtures(...)``): on a shared
+    2-core machine a second thread mostly waits (a vit_tiny step: ~25 ms on one thread, over 1 s on two under load)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def nw_ucla_batch(shared_data: Path):
     """40 real NW-UCLA sequences (4 per class, spread over subjects and views) as one network input.

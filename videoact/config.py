@@ -71,6 +71,24 @@ class RecognitionConfig:
 
 
 @dataclass(frozen=True)
+class DetectionConfig:
+    enabled: bool = doc("AVA action detection: classify person boxes at keyframes, write detection boxes",
+                        default=False)
+    model: str | None = doc("model.pt written by `videoact train configs/detection/...` (needed when enabled)",
+                            default=None)
+    boxes: str = doc("person boxes: pose (the pose stage's keypoint boxes) or a file (mmaction2 proposals .pkl, "
+                     "AVA .csv; timestamps in seconds of the video)", default="pose")
+    hz: float = doc("keyframes per second, from t = 0 (AVA annotates 1 Hz)", default=1.0)
+    clip_len: int | None = doc("frames per clip around a keyframe (null: as the model was trained)", default=None)
+    frame_step: int | None = doc("frames between clip frames (null: as the model was trained)", default=None)
+    score_threshold: float = doc("lowest action score written", default=0.002)
+    top_k: int = doc("most actions written per person box", default=5)
+    box_gap_s: float = doc("a keyframe takes the boxes of the nearest time with boxes within this many seconds",
+                           default=0.25)
+    min_box_score: float = doc("person boxes scored lower are not classified", default=0.0)
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     skip_done: bool = doc("skip videos whose outputs exist for the same config fingerprint", default=True)
 
@@ -82,6 +100,7 @@ class RunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
 

@@ -91,7 +91,7 @@ def keyframe_times(duration_s: float, *, hz: float = 1.0, start_s: float = 0.0,
                    end_s: float | None = None) -> list[float]:
     """Keyframe times every ``1 / hz`` seconds in ``[start_s, end_s)`` (AVA annotates 1 Hz, 902..1798 s)."""
     end = duration_s if end_s is None else min(end_s, duration_s)
-    n = int(np.floor((end - start_s) * hz + 1e-9))
+    n = int(np.ceil((end - start_s) * hz - 1e-9))  # every k with start + k / hz < end
     return [start_s + k / hz for k in range(max(n, 0))]
 
 

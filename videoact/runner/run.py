@@ -32,7 +32,7 @@ from videoact.runner.inputs import VideoRef
 
 log = logging.getLogger("videoact.run")
 
-STAGES = ("decode", "pose", "recognition")  # every stage this version has, in order
+STAGES = ("decode", "pose", "recognition", "detection")  # every stage this version has, in order
 
 
 def stages(cfg: RunConfig) -> list[str]:
@@ -42,6 +42,8 @@ def stages(cfg: RunConfig) -> list[str]:
         out.append("pose")
         if cfg.recognition.enabled:
             out.append("recognition")
+    if cfg.detection.enabled:
+        out.append("detection")
     return out
 
 
@@ -50,6 +52,30 @@ def _recognizer(ref: str) -> Any:
     from videoact.heads.recognition.skeleton import load_recognizer
 
     return load_recognizer(ref)
+
+
+@functools.lru_cache(maxsize=4)
+def _detector(ref: str) -> Any:
+    from videoact.heads.detection.model import load_detection_model
+
+    return load_detection_model(ref)
+
+
+@functools.lru_cache(maxsize=2)
+def _proposals(path: str) -> pd.DataFrame:
+    from videoact.heads.detection.boxes import read_proposals
+
+    return read_proposals(path)
+
+
+def _check_detection(cfg: RunConfig) -> None:
+    dc = cfg.detection
+    if dc.model is None:
+        raise StageError("detection", "detection.model is not set: give the model.pt written by `videoact train "
+                                      "configs/detection/...` (detection.model=PATH)")
+    if dc.boxes == "pose" and not cfg.pose.enabled:
+        raise StageError("detection", "detection.boxes=pose reads the pose stage's person boxes: set "
+                                      "pose.enabled=true, or detection.boxes to a proposals file (.pkl or AVA .csv)")
 
 
 def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> Tables:
@@ -71,13 +97,14 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
         "attrs": schema.dumps_attrs({"decode_backend": info.backend, "n_frames_exact": info.n_frames_exact}),
     }])
     tables = Tables(videos=videos)
+    pose_boxes = None
     if "pose" in stages(cfg):
         track = _poses(ref, cfg, progress)
         from videoact.features.pose import person_boxes, pose_tables
 
         tables = Tables.concat([tables, pose_tables(track, ref.video_id, source=f"{track.backend}@{source}")])
-        tables = Tables.concat([tables, Tables(boxes=person_boxes(track, ref.video_id,
-                                                                  source=f"{track.backend}@{source}"))])
+        pose_boxes = person_boxes(track, ref.video_id, source=f"{track.backend}@{source}")
+        tables = Tables.concat([tables, Tables(boxes=pose_boxes)])
         if "recognition" in stages(cfg):
             rc = cfg.recognition
             try:
@@ -90,7 +117,37 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
             except (FileNotFoundError, ValueError, KeyError) as exc:
                 raise StageError("recognition", str(exc)) from None
             tables = Tables.concat([tables, Tables(segments=segs)])
+    if "detection" in stages(cfg):
+        tables = Tables.concat([tables, Tables(boxes=_detect(ref, cfg, pose_boxes, source))])
     return tables.validated(where=str(ref.path))
+
+
+def _detect(ref: VideoRef, cfg: RunConfig, pose_boxes: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    """``detection`` boxes of one video: the pose stage's person boxes or a proposals file, classified by the model."""
+    from videoact.decode.source import VideoSource
+    from videoact.heads.detection.detect import detect_video
+
+    dc = cfg.detection
+    _check_detection(cfg)
+    try:
+        model = _detector(dc.model)
+        if dc.boxes == "pose":
+            boxes = pose_boxes
+        else:
+            proposals = _proposals(dc.boxes)
+            boxes = proposals[proposals["video_id"] == ref.video_id]
+            if not len(boxes):
+                raise ValueError(f"{dc.boxes}: no person boxes for video {ref.video_id!r} (keys are "
+                                 "'video_id,timestamp'; name the video file after its id)")
+        with VideoSource(ref.path, backend=cfg.decode.backend) as src:
+            return detect_video(src, model, video_id=ref.video_id, source=f"{model.name}@{source}", boxes=boxes,
+                                hz=dc.hz, clip_len=dc.clip_len, frame_step=dc.frame_step,
+                                score_threshold=dc.score_threshold, top_k=dc.top_k, box_gap_s=dc.box_gap_s,
+                                min_box_score=dc.min_box_score)
+    except VideoDecodeError as exc:
+        raise StageError("decode", str(exc)) from None
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise StageError("detection", str(exc)) from None
 
 
 def _poses(ref: VideoRef, cfg: RunConfig, progress: bool) -> Any:
@@ -112,14 +169,24 @@ def _poses(ref: VideoRef, cfg: RunConfig, progress: bool) -> Any:
 
 
 def label_tables(cfg: RunConfig) -> pd.DataFrame | None:
-    """The label space the run's recognition model predicts (written once per run)."""
-    if "recognition" not in stages(cfg):
-        return None
-    try:
-        clf = _recognizer(cfg.recognition.model)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        raise StageError("recognition", str(exc)) from None
-    return pd.DataFrame({"label_space": clf.label_space, "id": range(len(clf.classes)), "name": list(clf.classes)})
+    """The label spaces the run's recognition and detection models predict (written once per run)."""
+    parts = []
+    if "recognition" in stages(cfg):
+        try:
+            clf = _recognizer(cfg.recognition.model)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise StageError("recognition", str(exc)) from None
+        parts.append(pd.DataFrame({"label_space": clf.label_space, "id": range(len(clf.classes)),
+                                   "name": list(clf.classes)}))
+    if "detection" in stages(cfg):
+        _check_detection(cfg)
+        try:
+            det = _detector(cfg.detection.model)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise StageError("detection", str(exc)) from None
+        parts.append(pd.DataFrame({"label_space": det.label_space, "id": list(det.class_ids),
+                                   "name": list(det.class_names)}))
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def _versions() -> dict[str, str]:

