@@ -432,3 +432,28 @@ def test_zero_shot_trainer_stores_class_texts_and_predicts_new_classes(tmp_path:
     assert rec.predict_proba(clips).shape == (2, 3)
     probs = rec.with_classes(["cooking", "dancing"]).predict_proba(clips)
     assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_videoact_run_uses_an_rgb_model_without_the_pose_stage(trained: Path, videos: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    """``recognition.model=<rgb model.pt>``: the run classifies frames (no pose stage needed) and writes the same
+    segments as ``recognize_windows`` by hand, plus the model's labels."""
+    from videoact import load
+    from videoact.cli import main
+
+    video = videos["talking on the phone"]
+    out = tmp_path / "run"
+    assert main(["run", str(video), "-o", str(out), "pose.enabled=false", f"recognition.model={trained}",
+                 "recognition.top_k=2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"] == ["decode", "recognition"]
+    run = load(out)
+    rec = load_clip_recognizer(trained)
+    with VideoSource(video) as src:
+        by_hand = recognize_windows(rec, src, video_id=video.stem, stride_s=1.0, k=2)
+    seg = run.segments.sort_values(["frame_start", "score"], ascending=[True, False]).reset_index(drop=True)
+    assert len(seg) == len(by_hand) > 0 and run.skeletons.empty
+    assert seg["label"].tolist() == by_hand["label"].tolist()
+    np.testing.assert_allclose(seg["score"].to_numpy(), by_hand["score"].to_numpy(), rtol=1e-5)
+    assert set(run.labels["name"]) == set(rec.classes)

@@ -31,13 +31,15 @@ class CLIError(Exception):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from videoact.config import RunConfig, load_config
-    from videoact.runner.inputs import resolve_inputs
-    from videoact.runner.run import run_videos
+    from videoact.runner.batch import run_videos
+    from videoact.runner.inputs import parse_shard, resolve_inputs
 
+    shard = parse_shard(args.shard) if args.shard is not None else None
     cfg = load_config(RunConfig, args.config, args.overrides)
     refs = resolve_inputs(args.input)
-    summary = run_videos(refs, args.output, cfg, input_spec=args.input,
-                         show_progress=False if args.quiet else None)
+    summary = run_videos(refs, args.output, cfg, input_spec=args.input, show_progress=False if args.quiet else None,
+                         workers=args.workers, engine=args.engine, address=args.address, shard=shard,
+                         retry_failed=args.retry_failed)
     for vid, err in summary.failed.items():
         print(f"videoact: failed: {vid}: {err}", file=sys.stderr)
     print(summary.line())
@@ -197,13 +199,38 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every available stage on INPUT and write the shared tables to RUN_DIR.\n\n"
                                    "INPUT is a video file, a directory (searched recursively), a manifest "
                                    "(.csv with a 'path' column, or .txt with one path per line), or "
-                                   "sample:NAME (carphone, bikes, bigbuckbunny, all).",
-                       epilog="Example: videoact run videos/ -o runs/a -c configs/default.yaml decode.backend=pyav")
+                                   "sample:NAME (carphone, bikes, bigbuckbunny, all).\n\n"
+                                   "Resumable: re-running the same command skips the videos done (and those failed) "
+                                   "with the same config and the same file (size and mtime; sha256 with "
+                                   "runner.hash_identity=true); a changed config value re-processes them. A video "
+                                   "that fails is recorded in RUN_DIR/manifest.json with its stage and the reason, "
+                                   "the run goes on, and the exit code is 1. Killing a run (even with SIGKILL) "
+                                   "never leaves a partial file; re-run the same command to finish it.",
+                       epilog="Examples:\n"
+                              "  videoact run videos/ -o runs/a -c configs/default.yaml decode.backend=pyav\n"
+                              "  videoact run archive/ -o runs/b --workers 2 runner.timeout_s=600\n"
+                              "  videoact run archive/ -o runs/b --retry-failed\n"
+                              "  videoact run archive.csv -o runs/c --shard $SLURM_ARRAY_TASK_ID/8\n"
+                              "  videoact run archive/ -o runs/d --engine ray --address 10.0.0.1:6379")
     r.add_argument("input", metavar="INPUT")
     r.add_argument("-o", "--output", metavar="RUN_DIR", required=True, help="run directory (created; resumable)")
     r.add_argument("-c", "--config", metavar="CONFIG.yaml", help="config file (defaults: `videoact config show`)")
     r.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="videos at once. local: 1 (default) runs in this process; N > 1 starts N worker processes "
+                        "with max(1, cores // N) torch threads each. ray: actors (default: one per cluster CPU)")
+    r.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): this machine; ray: Ray actors on a cluster (pip install 'videoact[ray]')")
+    r.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster (host:port) for --engine ray; default: $RAY_ADDRESS, else a new local "
+                        "cluster that listens on 127.0.0.1 only")
+    r.add_argument("--shard", metavar="i/N",
+                   help="run only shard i of N (0 <= i < N): the videos whose sha1(video id) mod N is i, so the "
+                        "N jobs of an array split the input without talking; shards may share RUN_DIR")
+    r.add_argument("--retry-failed", action="store_true",
+                   help="run only the videos that the manifest lists as failed (e.g. after raising runner.timeout_s)")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars (without a terminal on stderr they are log lines anyway)")
     r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("eval", formatter_class=fmt, help="score predictions against ground truth (official metrics)",
@@ -281,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from videoact.annotations.schema import AnnotationError
     from videoact.config import ConfigError
     from videoact.decode import VideoDecodeError
-    from videoact.runner.errors import InputError, StageError
+    from videoact.runner.errors import EngineError, InputError, StageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -304,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"videoact: error: {exc}", file=sys.stderr)
         return exc.code
-    except (AnnotationError, ConfigError, VideoDecodeError, InputError, StageError, FileNotFoundError,
+    except (AnnotationError, ConfigError, VideoDecodeError, InputError, StageError, EngineError, FileNotFoundError,
             NotADirectoryError, IsADirectoryError, PermissionError) as exc:
         print(f"videoact: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

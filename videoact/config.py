@@ -61,9 +61,11 @@ class PoseConfig:
 @dataclass(frozen=True)
 class RecognitionConfig:
     enabled: bool = doc("classify actions from the poses and write recognition segments", default=True)
-    model: str = doc("skeleton model: builtin:NAME (shipped with videoact) or a model.pt path",
+    model: str = doc("builtin:NAME (a skeleton model shipped with videoact), or a model.pt written by `videoact "
+                     "train`: a skeleton model reads the pose stage, an rgb_recognition model reads the frames",
                      default="builtin:nw_ucla_stgcnpp")
-    window_s: float = doc("seconds of poses per prediction (sliding window)", default=2.0)
+    window_s: float = doc("seconds of poses per prediction (sliding window; an RGB model's window is its clip)",
+                          default=2.0)
     stride_s: float = doc("seconds between window starts", default=1.0)
     top_k: int = doc("classes written per window (with their probabilities)", default=5)
     min_pose_fraction: float = doc("skip windows where fewer than this fraction of frames have a pose",
@@ -90,7 +92,13 @@ class DetectionConfig:
 
 @dataclass(frozen=True)
 class RunnerConfig:
+    """How videos are run, not what is computed: left out of the config fingerprint."""
+
     skip_done: bool = doc("skip videos whose outputs exist for the same config fingerprint", default=True)
+    timeout_s: float | None = doc("seconds one video may take; a slower one fails with stage 'timeout' "
+                                  "(null: no limit)", default=None)
+    hash_identity: bool = doc("know a video file by its sha256 instead of its size and modification time "
+                              "(reads every file on every run)", default=False)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,7 @@ class RunConfig:
     pose: PoseConfig = field(default_factory=PoseConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
-    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig, metadata={"fingerprint": False})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,8 +304,17 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def fingerprint(cfg: Any) -> str:
-    """12 hex characters that change whenever any config value changes."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """12 hex characters that change whenever a config value that shapes the outputs changes.
+
+    Sections marked ``metadata={"fingerprint": False}`` (``runner``: timeouts, skipping) say how to run, not
+    what to compute; changing them re-processes nothing.
+    """
+    data = to_dict(cfg)
+    if dataclasses.is_dataclass(cfg):
+        for f in dataclasses.fields(cfg):
+            if not f.metadata.get("fingerprint", True):
+                data.pop(f.name, None)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

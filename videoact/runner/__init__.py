@@ -3,10 +3,10 @@
 from importlib import import_module
 from typing import Any
 
-from videoact.runner.errors import InputError, StageError
+from videoact.runner.errors import EngineError, InputError, StageError
 from videoact.runner.inputs import SAMPLES, VideoRef, resolve_inputs, sample_path
 
-_LAZY = {"RunSummary": "run", "process_video": "run", "run_videos": "run"}  # imports the decoders and torch
+_LAZY = {"RunSummary": "batch", "process_video": "run", "run_videos": "batch"}  # imports the decoders and torch
 
 
 def __getattr__(name: str) -> Any:
@@ -15,5 +15,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'videoact.runner' has no attribute {name!r}")
 
 
-__all__ = ["SAMPLES", "InputError", "RunSummary", "StageError", "VideoRef", "process_video", "resolve_inputs",
-           "run_videos", "sample_path"]
+__all__ = ["SAMPLES", "EngineError", "InputError", "RunSummary", "StageError", "VideoRef", "process_video",
+           "resolve_inputs", "run_videos", "sample_path"]

@@ -13,3 +13,7 @@ class StageError(RuntimeError):
     def __init__(self, stage: str, message: str) -> None:
         self.stage, self.message = stage, message
         super().__init__(f"{stage}: {message}")
+
+
+class EngineError(RuntimeError):
+    """An engine cannot start (Ray missing or unreachable); the message says what to install or pass."""

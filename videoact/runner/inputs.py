@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,26 @@ def resolve_inputs(spec: str) -> list[VideoRef]:
                              "(give them distinct names or a video_id column in a csv manifest)")
         seen[ref.video_id] = ref.path
     return refs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` (``--shard``) as ``(i, N)`` with ``0 <= i < N``."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: write it as i/N, e.g. --shard 0/4 (shards are numbered from 0)") from None
+    if n < 1:
+        raise InputError(f"--shard {text!r}: N (the number of shards) must be 1 or more")
+    if not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: i must be in 0..{n - 1} (shards are numbered from 0 to N-1)")
+    return i, n
+
+
+def shard_of(video_id: str, n: int) -> int:
+    """The shard of a video: sha1 of its id (UTF-8) mod ``n``.
+
+    Depends only on the id, so every machine of a job array agrees without talking to the others, and
+    adding or removing other videos never moves a video to another shard (Python's ``hash`` is salted
+    per process, hence sha1).
+    """
+    return int.from_bytes(hashlib.sha1(video_id.encode("utf-8")).digest()[:8], "big") % n

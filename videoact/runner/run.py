@@ -1,31 +1,22 @@
-"""The main job: every video through the pipeline, one at a time, into a run directory.
+"""The main job on one video: every enabled stage, from decoding to the tables.
 
-``process_video`` is pure (a video and a config in, ``Tables`` out); ``run_videos`` is the driver
-that writes each video's tables atomically, records per-video status in ``manifest.json``, skips
-videos already done with the same config, and keeps going when one video fails.
+``process_video`` is pure (a video and a config in, ``Tables`` out). The driver around it, which writes
+run directories, skips finished videos and records failures, is ``batch.run_videos``; the engines that
+run it over many videos at once (process pool, Ray) are in ``engines.py`` and ``ray_engine.py``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import platform
-import sys
-import time
-import traceback
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from videoact import __version__
-from videoact.annotations import schema, store
+from videoact.annotations import schema
 from videoact.annotations.tables import Tables
-from videoact.config import RunConfig, fingerprint, to_dict, to_yaml
+from videoact.config import RunConfig, fingerprint
 from videoact.decode.probe import VideoDecodeError, probe_video, sha256_file
 from videoact.runner.errors import StageError
 from videoact.runner.inputs import VideoRef
@@ -36,19 +27,41 @@ STAGES = ("decode", "pose", "recognition", "detection")  # every stage this vers
 
 
 def stages(cfg: RunConfig) -> list[str]:
-    """The stages ``cfg`` runs (recognition reads poses, so it needs the pose stage)."""
+    """The stages ``cfg`` runs (a skeleton recognition model reads poses, so it needs the pose stage; an RGB
+    model reads frames)."""
     out = ["decode"]
     if cfg.pose.enabled:
         out.append("pose")
-        if cfg.recognition.enabled:
-            out.append("recognition")
+    if cfg.recognition.enabled and (cfg.pose.enabled or _recognition_input(cfg.recognition.model) == "rgb"):
+        out.append("recognition")
     if cfg.detection.enabled:
         out.append("detection")
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _recognition_input(ref: str) -> str:
+    """``rgb`` for a model.pt written by the ``rgb_recognition`` trainer, else ``skeleton`` (a missing or foreign
+    file included: the skeleton loader then says what is wrong with it)."""
+    if ref.startswith("builtin:"):
+        return "skeleton"
+    try:
+        import torch
+
+        from videoact.heads.recognition.clip import CHECKPOINT_FORMAT
+
+        state = torch.load(ref, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable here: load_recognizer reports it with the file name
+        return "skeleton"
+    return "rgb" if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT else "skeleton"
+
+
 @functools.lru_cache(maxsize=4)
 def _recognizer(ref: str) -> Any:
+    if _recognition_input(ref) == "rgb":
+        from videoact.heads.recognition.clip import load_clip_recognizer
+
+        return load_clip_recognizer(ref)
     from videoact.heads.recognition.skeleton import load_recognizer
 
     return load_recognizer(ref)
@@ -105,7 +118,7 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
         tables = Tables.concat([tables, pose_tables(track, ref.video_id, source=f"{track.backend}@{source}")])
         pose_boxes = person_boxes(track, ref.video_id, source=f"{track.backend}@{source}")
         tables = Tables.concat([tables, Tables(boxes=pose_boxes)])
-        if "recognition" in stages(cfg):
+        if "recognition" in stages(cfg) and _recognition_input(cfg.recognition.model) == "skeleton":
             rc = cfg.recognition
             try:
                 from videoact.heads.recognition.skeleton import recognize_track
@@ -117,9 +130,28 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
             except (FileNotFoundError, ValueError, KeyError) as exc:
                 raise StageError("recognition", str(exc)) from None
             tables = Tables.concat([tables, Tables(segments=segs)])
+    if "recognition" in stages(cfg) and _recognition_input(cfg.recognition.model) == "rgb":
+        tables = Tables.concat([tables, Tables(segments=_recognize_rgb(ref, cfg, source))])
     if "detection" in stages(cfg):
         tables = Tables.concat([tables, Tables(boxes=_detect(ref, cfg, pose_boxes, source))])
     return tables.validated(where=str(ref.path))
+
+
+def _recognize_rgb(ref: VideoRef, cfg: RunConfig, source: str) -> pd.DataFrame:
+    """``recognition`` segments of an RGB clip model: one clip per window, a window every ``stride_s``."""
+    from videoact.decode.source import VideoSource
+    from videoact.heads.recognition.clip import recognize_windows
+
+    rc = cfg.recognition
+    try:
+        rec = _recognizer(rc.model)
+        with VideoSource(ref.path, backend=cfg.decode.backend) as src:
+            return recognize_windows(rec, src, video_id=ref.video_id, stride_s=rc.stride_s, k=rc.top_k,
+                                     source=f"{rec.source}@{source}")
+    except VideoDecodeError as exc:
+        raise StageError("decode", str(exc)) from None
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise StageError("recognition", str(exc)) from None
 
 
 def _detect(ref: VideoRef, cfg: RunConfig, pose_boxes: pd.DataFrame | None, source: str) -> pd.DataFrame:
@@ -188,101 +220,3 @@ def label_tables(cfg: RunConfig) -> pd.DataFrame | None:
                                    "name": list(det.class_names)}))
     return pd.concat(parts, ignore_index=True) if parts else None
 
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "videoact": __version__}
-    for pkg in ("numpy", "pandas", "pyarrow", "av", "decord", "torch", "torchvision", "timm"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def _identity(path: Path) -> dict[str, Any]:
-    try:
-        st = path.stat()
-        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    except OSError:
-        return {}
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def line(self) -> str:
-        n = len(self.done) + len(self.skipped) + len(self.failed)
-        rate = len(self.done) / self.seconds * 3600 if self.seconds > 0 and self.done else 0.0
-        return (f"{n} video(s): {len(self.done)} done, {len(self.skipped)} skipped (already done), "
-                f"{len(self.failed)} failed in {self.seconds:.1f}s ({rate:.0f} videos/hour) -> {self.run_dir}")
-
-
-def run_videos(refs: list[VideoRef], run_dir: str | Path, cfg: RunConfig, *, input_spec: str = "",
-               show_progress: bool | None = None) -> RunSummary:
-    """Process ``refs`` into ``run_dir``; a failing video is recorded and the run continues."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fp = fingerprint(cfg)
-    manifest = store.read_manifest(run_dir)
-    if manifest and manifest.get("kind") not in (None, "run"):
-        raise StageError("runner", f"{run_dir} holds a '{manifest.get('kind')}' directory, not a run; "
-                                   "choose another -o")
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    manifest.update({
-        "kind": "run", "videoact_version": __version__, "schema_version": schema.SCHEMA_VERSION,
-        "created": manifest.get("created", now), "updated": now, "input": input_spec,
-        "stages": stages(cfg), "config_fingerprint": fp, "config": to_dict(cfg), "versions": _versions(),
-    })
-    status: dict[str, dict[str, Any]] = manifest.setdefault("videos", {})
-    store.atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    labels = label_tables(cfg)
-    if labels is not None:
-        store.write_labels(run_dir, labels)
-    summary = RunSummary(run_dir)
-    start = time.perf_counter()
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
-    bar = tqdm(refs, desc="videos", unit="video", disable=not show_progress)
-    for ref in bar:
-        ident = _identity(ref.path)
-        prev = status.get(ref.video_id, {})
-        key_file = run_dir / "videos" / f"{store.file_key(ref.video_id)}.parquet"
-        if (cfg.runner.skip_done and prev.get("status") == "done" and prev.get("config_fingerprint") == fp
-                and prev.get("identity") == ident and key_file.exists()):
-            summary.skipped.append(ref.video_id)
-            continue
-        t0 = time.perf_counter()
-        entry: dict[str, Any] = {"uri": str(ref.path), "identity": ident, "config_fingerprint": fp}
-        try:
-            tables = process_video(ref, cfg, progress=show_progress)
-            store.write_video_tables(run_dir, ref.video_id, tables)
-            entry.update(status="done", rows=tables.summary())
-            summary.done.append(ref.video_id)
-        except StageError as exc:
-            entry.update(status="failed", stage=exc.stage, error=exc.message)
-            summary.failed[ref.video_id] = str(exc)
-            log.warning("%s failed in %s: %s", ref.video_id, exc.stage, exc.message)
-        except Exception as exc:  # a bug or an unexpected library error: record it, keep the batch alive
-            entry.update(status="failed", stage="internal", error=f"{type(exc).__name__}: {exc}",
-                         traceback=traceback.format_exc(limit=8))
-            summary.failed[ref.video_id] = f"internal: {type(exc).__name__}: {exc}"
-            log.error("%s failed with an unexpected error: %s", ref.video_id, exc)
-        entry["seconds"] = round(time.perf_counter() - t0, 4)
-        status[ref.video_id] = entry
-        if not show_progress:
-            log.info("%s: %s (%.2fs)", ref.video_id, entry["status"], entry["seconds"])
-        store.write_manifest(run_dir, manifest)
-    summary.seconds = time.perf_counter() - start
-    manifest["summary"] = {"done": len(summary.done), "skipped": len(summary.skipped),
-                           "failed": len(summary.failed), "seconds": round(summary.seconds, 3)}
-    store.write_manifest(run_dir, manifest)
-    return summary
