@@ -62,6 +62,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` through ``atomic_write_bytes``: a killed training never leaves half a checkpoint."""
+    import io
+
+    import torch  # only the trainers and heads that save checkpoints need it
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
 def _to_arrow(name: str, df: pd.DataFrame, where: str, *, validated: bool = False) -> pa.Table:
     if not validated:
         df = schema.validate(name, df, where=where)

@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from videoact.annotations.store import atomic_torch_save
 from videoact.annotations.tables import Tables
 from videoact.config import doc, fingerprint, to_dict
 from videoact.decode import VIDEO_EXTENSIONS
@@ -55,7 +56,6 @@ from videoact.heads.detection.model import (
     build_action_detector,
     flip_boxes,
     prepare_clip,
-    save_atomic,
     save_detection_model,
 )
 from videoact.train.skeleton import lr_lambda
@@ -421,9 +421,9 @@ def _train(cfg: DetectionTrainConfig) -> Path:
             history.append(row)
             log.info("epoch %d/%d  loss %.4f  %s  (%.0f s)", epoch + 1, o.epochs, row["loss"],
                      f"frame-mAP {row['frame_mAP@0.5']:.4f}" if "frame_mAP@0.5" in row else "", train_s)
-            save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "history": history,
-                         "train_seconds": train_s, "config": to_dict(cfg)}, last)
+            atomic_torch_save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                               "history": history, "train_seconds": train_s, "config": to_dict(cfg)}, last)
             if o.stop_after and epoch + 1 >= o.stop_after and epoch + 1 < o.epochs:
                 log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", epoch + 1)
                 return last

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import inspect
-import io
 import json
 import logging
 import math
@@ -38,7 +37,7 @@ import torch
 import yaml
 from torch import nn
 
-from videoact.annotations.store import atomic_write_bytes
+from videoact.annotations.store import atomic_torch_save
 from videoact.config import ConfigError, doc, fingerprint, to_dict
 from videoact.decode import VideoDecodeError
 from videoact.decode.samplers import frame_at_time
@@ -443,11 +442,9 @@ def train_rgb_recognition(cfg: RGBRecognitionTrainConfig) -> Path:
             history.append(row)
             log.info("epoch %d/%d  loss %.4f  train acc %.3f%s  (%.0f s)", epoch + 1, o.epochs, row["loss"],
                      row["train_acc"], f"  val top-1 {row['val_top1']:.3f}" if "val_top1" in row else "", train_s)
-            buf = io.BytesIO()
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "history": history,
-                        "train_seconds": train_s, "resume_key": _resume_key(cfg)}, buf)
-            atomic_write_bytes(last, buf.getvalue())
+            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                               "history": history, "train_seconds": train_s, "resume_key": _resume_key(cfg)}, last)
             if o.stop_after and epoch + 1 >= o.stop_after and epoch + 1 < o.epochs:
                 log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", epoch + 1)
                 return last

@@ -8,7 +8,6 @@ network from those names, so nothing but weights is unpickled.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.annotations.store import atomic_write_bytes
+from videoact.annotations.store import atomic_torch_save
 from videoact.config import ConfigError, build_config, doc, to_dict
 from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float_cthw
 from videoact.features.backbones import BackboneOutput, build_backbone
@@ -86,19 +85,11 @@ def build_action_detector(*, backbone: str, backbone_kwargs: dict[str, Any], hea
 # ------------------------------------------------------------------------------------------------ model.pt
 
 
-def save_atomic(obj: dict[str, Any], path: Path) -> Path:
-    """``torch.save`` into a temp file, then rename: a killed job never leaves half a checkpoint."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
-
-
 def save_detection_model(path: Path, net: ActionDetector, *, backbone: str, backbone_kwargs: dict[str, Any],
                          head: str, head_kwargs: dict[str, Any], class_ids: Sequence[int], class_names: Sequence[str],
                          label_space: str, clip: ClipInput, extra: dict[str, Any]) -> Path:
     """The inference checkpoint: float32 weights and plain data (loads with ``weights_only=True``)."""
-    return save_atomic({
+    return atomic_torch_save({
         "format": FORMAT, "backbone": backbone, "backbone_kwargs": to_dict(backbone_kwargs), "head": head,
         "head_kwargs": to_dict(head_kwargs), "state_dict": {k: v.detach().float().clone()
                                                             for k, v in net.state_dict().items()},

@@ -23,7 +23,6 @@ The modules are plain ``nn.Module`` s (shape comments at their boundaries, no I/
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -380,7 +379,7 @@ def save_clip_recognizer(path: str | Path, model: ClipClassifier | ZeroShotHead,
                          texts: Mapping[str, Sequence[str]] | None = None,
                          class_embeddings: torch.Tensor | None = None, extra: Mapping[str, Any] | None = None) -> Path:
     """``model.pt``: float32 weights plus plain data only (loads with ``weights_only=True``), written atomically."""
-    from videoact.annotations.store import atomic_write_bytes
+    from videoact.annotations.store import atomic_torch_save
 
     blob: dict[str, Any] = {
         "format": CHECKPOINT_FORMAT,
@@ -396,10 +395,7 @@ def save_clip_recognizer(path: str | Path, model: ClipClassifier | ZeroShotHead,
         blob["texts"] = {str(k): list(v) for k, v in texts.items()}
         blob["class_embeddings"] = class_embeddings.detach().cpu().float().clone()
         blob["text_encoder"] = TEXT_ENCODER
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+    return atomic_torch_save(blob, path)
 
 
 def load_clip_recognizer(path: str | Path) -> ClipRecognizer:
