@@ -54,3 +54,18 @@ def nw_ucla_batch(shared_data: Path):
             xs.append(x.transpose(3, 1, 2, 0))
             ys.append(label)
     return torch.from_numpy(np.stack(xs)).float(), torch.tensor(ys)
+
+
+@pytest.fixture(scope="session")
+def short_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ``videoact run`` over ``videos/demo_skeleton.mp4`` (48 frames of poses: ~10 s on 2 cores), shared by
+    the viz, review-format and notebook tests, which only read it."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("short_run") / "run"
+    video = shared_data / "videos" / "demo_skeleton.mp4"
+    proc = subprocess.run([sys.executable, "-m", "videoact.cli", "run", str(video), "-o", str(out),
+                           "pose.max_frames=48"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -4,7 +4,16 @@ Every module states its conventions (coordinates, time units, what the format ca
 docstring. ``import_annotations(fmt, path)`` -> ``Tables``; ``export_annotations(fmt, tables, out)``.
 """
 
-from videoact.annotations.formats import activitynet, ava, ego4d_lta, mstcn, skeleton_pickle, thumos14  # noqa: F401
+from videoact.annotations.formats import (  # noqa: F401
+    activitynet,
+    ava,
+    cvat_video,
+    ego4d_lta,
+    labelstudio,
+    mstcn,
+    skeleton_pickle,
+    thumos14,
+)
 from videoact.annotations.formats._common import (
     FormatError,
     export_annotations,
