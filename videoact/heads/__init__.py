@@ -1,1 +1,2 @@
-"""Heads: recognition, AVA detection, temporal detection, segmentation, anticipation -> ``Tables``. Not yet."""
+"""Heads -> ``Tables``: ``recognition`` (clips, skeleton windows), ``detection`` (AVA boxes), ``localization``
+(temporal action detection), ``segmentation`` (frame-wise temporal segmentation), ``anticipation``."""

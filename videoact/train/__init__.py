@@ -20,6 +20,8 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "ava_detection": ("videoact.train.detection:DetectionTrainConfig", "videoact.train.detection:train_detection"),
     "skeleton": ("videoact.train.skeleton:SkeletonTrainConfig", "videoact.train.skeleton:train_skeleton"),
     "rgb_recognition": ("videoact.train.rgb:RGBRecognitionTrainConfig", "videoact.train.rgb:train_rgb_recognition"),
+    "segmentation": ("videoact.train.temporal:SegmentationTrainConfig", "videoact.train.temporal:train_segmentation"),
+    "localization": ("videoact.train.temporal:LocalizationTrainConfig", "videoact.train.temporal:train_localization"),
 }
 
 

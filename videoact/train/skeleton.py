@@ -180,9 +180,9 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 _RUN_CONTROL = {("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",)}
 
 
-def _resume_key(cfg: dict[str, Any]) -> dict[str, Any]:
+def _resume_key(cfg: dict[str, Any], control: set[tuple[str, ...]] = _RUN_CONTROL) -> dict[str, Any]:
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
-    for path in _RUN_CONTROL:
+    for path in control:
         node = out
         for part in path[:-1]:
             node = node.get(part, {})

@@ -1,0 +1,177 @@
+"""Temporal heads against a sliding-window classifier, measured in one run (CPU, one torch thread per training).
+
+1. UTKinect-Action3D untrimmed recordings, leave-subjects-out (train subjects 2, 5, 7, 8, 9; test 1, 3, 4, 6, 10;
+   ``datasets.skeleton.untrimmed``): window features of the shipped NW-UCLA ST-GCN++ (it never saw UTKinect),
+   cached once and shared by every method, then
+   * the sliding-window baseline (``train.temporal.window_baseline``): a linear classifier on the windows, per-frame
+     labels from the votes of the windows covering each frame, detections = runs of one action label;
+   * segmentation: MS-TCN (``configs/temporal/utkinect_mstcn.yaml``) and the LAC-style end-to-end encoder
+     (``utkinect_lac.yaml``): MoF / Edit / F1@{10,25,50} from ``videoact.eval`` (``tas``);
+   * detection: ActionFormer (``utkinect_actionformer.yaml``) with and without CSA: mAP@tIoU {0.3, 0.5, 0.7}
+     (``tad``).
+2. NW-UCLA concatenations (``nw_ucla_concat``, split ``view3_xsub``: 10 real sequences per long sequence, view 3
+   only, train subjects 1, 3, 5, 7, 9, test 2, 4, 6, 8, 10): the baseline, MS-TCN (``nw_ucla_concat_mstcn.yaml``)
+   and LAC (``nw_ucla_concat_lac.yaml``), segmentation metrics.
+
+    python scripts/bench_temporal.py                  # everything, fresh (about 15-20 minutes on 2 cores)
+    python scripts/bench_temporal.py --keep-features  # reuse <out>/features from an earlier run
+    python scripts/bench_temporal.py --skip lac,csa   # leave methods out
+
+Prints the markdown tables and writes ``<out>/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videoact.train import load_train_config
+from videoact.train.temporal import (
+    compute_features,
+    load_protocol,
+    localization_ground_truth,
+    score_localization,
+    score_segmentation,
+    segmentation_ground_truth,
+    summary,
+    train_localization,
+    train_segmentation,
+    window_baseline,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "temporal"
+SEG_KEYS = ("accuracy", "edit", "F1@10", "F1@25", "F1@50")
+DET_KEYS = ("mAP@0.3", "mAP@0.5", "mAP@0.7")
+
+
+def config(name: str, out: Path, data_root: Path, cache: Path) -> Any:
+    return load_train_config(CONFIGS / f"{name}.yaml", [
+        f"output={out / name}", f"data.root={data_root}", f"features.cache={cache}", "optim.threads=1",
+        "resume=false"])[1]
+
+
+def baseline(cfg: Any) -> tuple[dict[str, float], dict[str, float], float]:
+    """Sliding-window baseline on the features ``cfg`` describes: (segmentation, detection, seconds)."""
+    t0 = time.perf_counter()
+    bench = load_protocol(cfg.data)
+    feats = compute_features(bench.train + bench.test, cfg.features, cfg.features.cache)
+    seg, det = window_baseline(bench, feats, window=cfg.features.window, stride=cfg.features.stride)
+    s = summary("tas", score_segmentation(segmentation_ground_truth(bench, bench.test), seg, bench))
+    d = {}
+    if bench.background is not None:
+        d = summary("tad", score_localization(localization_ground_truth(bench, bench.test), det, (0.3, 0.5, 0.7)))
+    return s, d, time.perf_counter() - t0
+
+
+def run(name: str, cfg: Any, train: Any) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    train(cfg)
+    metrics = json.loads((Path(cfg.output) / "metrics.json").read_text())
+    metrics["wall_seconds"] = time.perf_counter() - t0
+    logging.info("%s done in %.0f s", name, metrics["wall_seconds"])
+    return metrics
+
+
+def features_only(cfg: Any) -> float:
+    t0 = time.perf_counter()
+    bench = load_protocol(cfg.data)
+    compute_features(bench.train + bench.test, cfg.features, cfg.features.cache)
+    return time.perf_counter() - t0
+
+
+def fmt(v: float, pct: bool) -> str:
+    return f"{v * 100:.1f}" if pct else f"{v:.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_temporal")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "skeleton")
+    ap.add_argument("--keep-features", action="store_true", help="reuse cached features of an earlier run")
+    ap.add_argument("--skip", default="", help="comma-separated: lac, csa, nw_ucla")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(1)
+    skip = {s for s in args.skip.split(",") if s}
+    if args.out.exists():
+        for child in args.out.iterdir():
+            if child.name != "features" or not args.keep_features:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    t_start = time.perf_counter()
+    utk_root, nw_root = args.data / "utkinect_action3d", args.data / "nw_ucla"
+    utk_cache, nw_cache = args.out / "features" / "utkinect", args.out / "features" / "nw_ucla"
+    res: dict[str, Any] = {"utkinect": {}, "nw_ucla_concat": {}}
+
+    mstcn_cfg = config("utkinect_mstcn", args.out, utk_root, utk_cache)
+    res["utkinect"]["features_seconds"] = features_only(mstcn_cfg)
+    seg, det, secs = baseline(mstcn_cfg)
+    res["utkinect"]["baseline"] = {**seg, **det, "wall_seconds": secs}
+    res["utkinect"]["mstcn"] = run("mstcn", mstcn_cfg, train_segmentation)
+    if "lac" not in skip:
+        res["utkinect"]["lac"] = run("lac", config("utkinect_lac", args.out, utk_root, utk_cache), train_segmentation)
+    res["utkinect"]["actionformer"] = run("actionformer", config("utkinect_actionformer", args.out, utk_root,
+                                                                  utk_cache), train_localization)
+    if "csa" not in skip:
+        res["utkinect"]["actionformer_csa"] = run("actionformer_csa", config(
+            "utkinect_actionformer_csa", args.out, utk_root, utk_cache), train_localization)
+    if "nw_ucla" not in skip:
+        nw_cfg = config("nw_ucla_concat_mstcn", args.out, nw_root, nw_cache)
+        res["nw_ucla_concat"]["features_seconds"] = features_only(nw_cfg)
+        seg, _, secs = baseline(nw_cfg)
+        res["nw_ucla_concat"]["baseline"] = {**seg, "wall_seconds": secs}
+        res["nw_ucla_concat"]["mstcn"] = run("nw_ucla mstcn", nw_cfg, train_segmentation)
+        if "lac" not in skip:
+            res["nw_ucla_concat"]["lac"] = run("nw_ucla lac", config("nw_ucla_concat_lac", args.out, nw_root, nw_cache),
+                                               train_segmentation)
+    res["total_seconds"] = time.perf_counter() - t_start
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    print(tables(res))
+
+
+def tables(res: dict[str, Any]) -> str:
+    names = {"baseline": "sliding-window classifier (baseline)", "mstcn": "MS-TCN (4 stages x 10 layers)",
+             "lac": "LAC-style (ST-GCN++ fine-tuned end to end, frame-wise classifier)",
+             "actionformer": "ActionFormer-style (6 levels, soft-NMS)",
+             "actionformer_csa": "ActionFormer-style + CSA"}
+    out = ["**UTKinect-Action3D, leave-subjects-out (test subjects 1, 3, 4, 6, 10): segmentation**", "",
+           "| method | MoF | Edit | F1@10 | F1@25 | F1@50 | train s |", "|---|---|---|---|---|---|---|"]
+    utk = res["utkinect"]
+    for key in ("baseline", "mstcn", "lac"):
+        if key in utk:
+            m = utk[key]
+            t = m.get("train_seconds", m.get("wall_seconds", 0.0))
+            out.append(f"| {names[key]} | " + " | ".join(fmt(m[k], False) for k in SEG_KEYS) + f" | {t:.0f} |")
+    out += ["", "**UTKinect-Action3D, leave-subjects-out: detection (mAP, %)**", "",
+            "| method | mAP@0.3 | mAP@0.5 | mAP@0.7 | train s |", "|---|---|---|---|---|"]
+    for key in ("baseline", "actionformer", "actionformer_csa"):
+        if key in utk:
+            m = utk[key]
+            t = m.get("train_seconds", m.get("wall_seconds", 0.0))
+            out.append(f"| {names[key]} | " + " | ".join(fmt(m[k], True) for k in DET_KEYS) + f" | {t:.0f} |")
+    nw = res["nw_ucla_concat"]
+    if nw:
+        out += ["", "**NW-UCLA concatenated sequences (view 3; test subjects 2, 4, 6, 8, 10): segmentation**", "",
+                "| method | MoF | Edit | F1@10 | F1@25 | F1@50 | train s |", "|---|---|---|---|---|---|---|"]
+        for key in ("baseline", "mstcn", "lac"):
+            if key not in nw:
+                continue
+            m = nw[key]
+            t = m.get("train_seconds", m.get("wall_seconds", 0.0))
+            out.append(f"| {names[key]} | " + " | ".join(fmt(m[k], False) for k in SEG_KEYS) + f" | {t:.0f} |")
+    out += ["", f"Feature extraction: UTKinect {utk['features_seconds']:.0f} s"
+            + (f", NW-UCLA {nw['features_seconds']:.0f} s" if nw else "")
+            + f"; whole run {res['total_seconds'] / 60:.1f} min."]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()

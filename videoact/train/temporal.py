@@ -1,0 +1,772 @@
+"""``videoact train configs/temporal/*.yaml``: temporal action segmentation and detection on untrimmed skeletons.
+
+Two trainers share the data and the feature sequences:
+
+* ``segmentation`` (``train_segmentation``): ``mstcn`` over cached feature sequences, or ``lac`` (a skeleton
+  encoder fine-tuned end to end on chunks of joints, with a frame-wise classifier);
+* ``localization`` (``train_localization``): the ActionFormer-style detector over the same features (``csa``
+  option for class-semantics attention).
+
+Data: a protocol of ``datasets.skeleton.untrimmed`` by name (``utkinect_untrimmed``, ``nw_ucla_concat``).
+Features: every video's ``(S, D)`` sequence from a skeleton checkpoint (``features.backbone``; default the
+shipped NW-UCLA ST-GCN++, which never saw UTKinect nor NW-UCLA view 3): windows of ``features.window`` grid
+steps every ``features.stride`` grid steps, cached under ``features.cache`` (default ``<output>/features``) and
+reused by every later run with the same key. Inputs are standardised with the training videos' mean and std.
+
+Like the skeleton trainer: a checkpoint after every epoch (``last.pt``: model, optimiser, scheduler, RNG), resumed
+with ``resume: true``; a different recipe refuses to continue a run. At the end the test videos are predicted,
+written as annotation tables (``<output>/eval/{gt,pred}``) and scored with ``videoact.eval`` (``tas``: MoF, Edit,
+F1@{10,25,50}; ``tad``: mAP at ``model.tiou_thresholds``), so ``videoact eval tas|tad --gt .../gt --pred .../pred``
+gives the same numbers; the inference checkpoint ``model.pt`` holds plain data and tensors only
+(``load_temporal_model``; ``predict_video`` turns one video's joints into ``segments`` rows with it).
+
+``window_baseline`` is the sliding-window classifier the heads are compared with: a linear softmax classifier
+on the same window features (window label = the label at its centre), each frame labelled by the mean
+probability of the windows covering it, detections = runs of one non-background label scored by their mean
+probability.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videoact.annotations.tables import Tables
+from videoact.config import doc, fingerprint, to_dict
+from videoact.datasets.skeleton.untrimmed import UntrimmedBenchmark, UntrimmedSequence, load_untrimmed
+from videoact.train.skeleton import _resume_key, _save_atomic, lr_lambda
+
+log = logging.getLogger("videoact.train.temporal")
+CHECKPOINT_FORMAT = "videoact.temporal/1"
+
+
+# ------------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class TemporalDataConfig:
+    protocol: str = doc("untrimmed protocol: utkinect_untrimmed or nw_ucla_concat (datasets.skeleton.untrimmed)",
+                        default="utkinect_untrimmed")
+    root: Path = field(default=Path("../shared/data/skeleton/utkinect_action3d"),
+                       metadata={"doc": "the dataset's folder"})
+    validation: bool = doc("test on the last two training subjects instead of the test side (to choose settings)",
+                           default=False)
+    options: dict[str, Any] = field(default_factory=dict, metadata={
+        "doc": "keyword options of the protocol (utkinect_untrimmed: step_frames; nw_ucla_concat: "
+               "clips_per_sequence, seed)"})
+    max_videos: int = doc("use only the first n videos of each side (smoke tests); 0: all", default=0)
+
+
+@dataclass(frozen=True)
+class SequenceFeatureConfig:
+    backbone: str = doc("skeleton checkpoint that encodes the windows: builtin:NAME or a model.pt",
+                        default="builtin:nw_ucla_stgcnpp")
+    window: int = doc("grid steps per window", default=48)
+    extra_windows: tuple[int, ...] = doc("more window lengths, encoded at the same steps and concatenated to the "
+                                         "features (multi-scale)", default=())
+    stride: int = doc("grid steps per feature step", default=4)
+    cache: Path | None = field(default=None, metadata={
+        "doc": "folder of cached feature sequences (null: <output>/features)"})
+    batch_size: int = doc("windows per backbone call", default=64)
+
+
+@dataclass(frozen=True)
+class TemporalOptimConfig:
+    optimizer: Literal["adam", "adamw"] = doc("adam (MS-TCN) or adamw (transformers)", default="adam")
+    epochs: int = doc("passes over the training videos", default=50)
+    batch_size: int = doc("videos per step (lac: chunks per step)", default=1)
+    lr: float = doc("peak learning rate", default=5e-4)
+    weight_decay: float = doc("weight decay", default=0.0)
+    schedule: Literal["constant", "cosine"] = doc("constant, or linear warm-up then cosine decay", default="constant")
+    warmup_epochs: int = doc("warm-up epochs of the cosine schedule", default=0)
+    grad_clip: float = doc("clip the gradient norm to this (0: no clipping)", default=0.0)
+    seed: int = doc("seed of weights, sampling and augmentation", default=0)
+    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
+    eval_every: int = doc("score the test side every this many epochs (0: only at the end)", default=0)
+    stop_after: int = doc("stop after this epoch (run again to resume); 0: train to the end", default=0)
+
+
+@dataclass(frozen=True)
+class SegmentationModelConfig:
+    name: Literal["mstcn", "lac"] = doc("mstcn (over feature sequences) or lac (end-to-end skeleton encoder)",
+                                        default="mstcn")
+    options: dict[str, Any] = field(default_factory=dict, metadata={
+        "doc": "builder keywords (mstcn: stages, layers, channels, dropout, input_dropout; lac: dropout)"})
+    smooth_weight: float = doc("weight of the truncated-MSE smoothing loss (MS-TCN: 0.15)", default=0.15)
+    tau: float = doc("truncation of the smoothing loss (MS-TCN: 4)", default=4.0)
+    upsample: Literal["repeat", "linear"] = doc(
+        "per-step probabilities to frames: repeat each step (ms-tcn) or interpolate between step centres",
+        default="repeat")
+
+
+@dataclass(frozen=True)
+class LACInputConfig:
+    """The ``lac`` head's input: chunks of joints, read straight from the grid (no feature cache)."""
+
+    pretrained: str | None = doc("skeleton checkpoint the encoder starts from (null: random stgcnpp)",
+                                 default="builtin:nw_ucla_stgcnpp")
+    step: int = doc("grid steps per LAC step (joints are sampled at the step centres)", default=2)
+    chunk: int = doc("LAC steps per chunk (training sample; inference uses half-overlapping chunks)", default=128)
+    center_joint: str | None = doc("joint subtracted (first step of the chunk)", default="spine")
+    rotate_degrees: tuple[float, float, float] = doc("training: max random rotation about x, y, z",
+                                                     default=(10.0, 10.0, 10.0))
+    scale: tuple[float, float] = doc("training: random per-axis scale range", default=(0.9, 1.1))
+
+
+@dataclass(frozen=True)
+class SegmentationTrainConfig:
+    """What ``train_segmentation`` (``videoact train``, ``trainer: segmentation``) reads."""
+
+    data: TemporalDataConfig = field(default_factory=TemporalDataConfig)
+    features: SequenceFeatureConfig = field(default_factory=SequenceFeatureConfig)
+    model: SegmentationModelConfig = field(default_factory=SegmentationModelConfig)
+    lac: LACInputConfig = field(default_factory=LACInputConfig)
+    optim: TemporalOptimConfig = field(default_factory=TemporalOptimConfig)
+    output: Path = field(default=Path("runs/temporal/segmentation"),
+                         metadata={"doc": "folder for checkpoints and results"})
+    resume: bool = doc("continue from <output>/last.pt when it exists", default=True)
+
+
+@dataclass(frozen=True)
+class LocalizationModelConfig:
+    name: Literal["actionformer"] = doc("detector: actionformer", default="actionformer")
+    options: dict[str, Any] = field(default_factory=dict, metadata={
+        "doc": "builder keywords: dim, heads, window, levels, stem_blocks, dropout, path_drop, input_dropout, csa"})
+    center_radius: float = doc("centre sampling radius, in strides of the level", default=1.5)
+    reg_weight: float = doc("weight of the DIoU regression loss", default=1.0)
+    label_smoothing: float = doc("label smoothing of the focal loss targets", default=0.0)
+    loss_normalizer: float = doc("start of the moving average of positives per batch that divides the losses "
+                                 "(ActionFormer: 100)", default=100.0)
+    nms_sigma: float = doc("Gaussian soft-NMS sigma", default=0.5)
+    max_segments: int = doc("detections kept per video", default=200)
+    pre_nms_thresh: float = doc("scores below this are not decoded", default=1e-3)
+    tiou_thresholds: tuple[float, ...] = doc("tIoU thresholds of the reported mAP", default=(0.3, 0.5, 0.7))
+
+
+@dataclass(frozen=True)
+class LocalizationTrainConfig:
+    """What ``train_localization`` (``videoact train``, ``trainer: localization``) reads."""
+
+    data: TemporalDataConfig = field(default_factory=TemporalDataConfig)
+    features: SequenceFeatureConfig = field(default_factory=SequenceFeatureConfig)
+    model: LocalizationModelConfig = field(default_factory=LocalizationModelConfig)
+    optim: TemporalOptimConfig = field(default_factory=lambda: TemporalOptimConfig(
+        optimizer="adamw", epochs=40, batch_size=2, lr=1e-4, weight_decay=0.05, grad_clip=1.0))
+    output: Path = field(default=Path("runs/temporal/localization"),
+                         metadata={"doc": "folder for checkpoints and results"})
+    resume: bool = doc("continue from <output>/last.pt when it exists", default=True)
+
+
+# --------------------------------------------------------------------------------------------------- data
+
+
+def load_protocol(cfg: TemporalDataConfig) -> UntrimmedBenchmark:
+    bench = load_untrimmed(cfg.protocol, cfg.root, validation=cfg.validation, **cfg.options)
+    if cfg.max_videos:
+        bench = dataclasses.replace(bench, train=bench.train[: cfg.max_videos], test=bench.test[: cfg.max_videos])
+    log.info("%s: %d train / %d test videos, %d classes; %s", bench.name, len(bench.train), len(bench.test),
+             len(bench.classes), bench.protocol)
+    return bench
+
+
+def feature_cache_dir(features: SequenceFeatureConfig, output: Path) -> Path:
+    return Path(features.cache) if features.cache is not None else Path(output) / "features"
+
+
+def video_features(keypoints: np.ndarray, cfg: SequenceFeatureConfig, *, video_id: str, cache: Path | None,
+                   backbone: Any = None) -> np.ndarray:
+    """``(S, D)`` window features of one video: one block per window length (``window``, ``extra_windows``),
+    concatenated; each length is cached in its own folder (``cache``, ``cache/window<w>``)."""
+    from videoact.features.sequence import sequence_features, skeleton_backbone
+
+    backbone = backbone or skeleton_backbone(cfg.backbone)
+    blocks = []
+    for w in (cfg.window, *cfg.extra_windows):
+        where = None if cache is None else (Path(cache) if w == cfg.window else Path(cache) / f"window{w}")
+        blocks.append(sequence_features(keypoints, backbone, window=w, stride=cfg.stride, video_id=video_id,
+                                        cache_dir=where, batch_size=cfg.batch_size))
+    return np.concatenate(blocks, axis=1)
+
+
+def compute_features(seqs: Sequence[UntrimmedSequence], cfg: SequenceFeatureConfig,
+                     cache: Path) -> dict[str, np.ndarray]:
+    """``{video: (S, D)}`` window features of every sequence, read from / written to ``cache``."""
+    from videoact.features.sequence import skeleton_backbone
+
+    backbone = skeleton_backbone(cfg.backbone)
+    t0 = time.perf_counter()
+    out = {s.name: video_features(s.keypoints, cfg, video_id=s.name, cache=cache, backbone=backbone) for s in seqs}
+    log.info("features of %d videos ready in %.1f s (cache %s)", len(seqs), time.perf_counter() - t0, cache)
+    return out
+
+
+@dataclass
+class Standardizer:
+    """Per-dimension mean / std of the training features, applied to every sequence."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, seqs: Sequence[np.ndarray]) -> Standardizer:
+        allf = np.concatenate(seqs)
+        std = allf.std(0)
+        # a dimension constant over training (a dead unit) is only centred: dividing by ~0 would blow up at test
+        return cls(allf.mean(0).astype(np.float32), np.where(std < 1e-4, 1.0, std).astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+
+def steps_to_frames(probs: np.ndarray, *, frames_per_step: int, n_frames: int,
+                    mode: Literal["repeat", "linear"] = "repeat") -> np.ndarray:
+    """(S, K) per-step probabilities -> (n_frames, K): each step repeated, or interpolated between step centres."""
+    if mode == "repeat":
+        out = np.repeat(probs, frames_per_step, axis=0)
+        if len(out) < n_frames:
+            raise ValueError(f"{len(probs)} steps of {frames_per_step} frames do not cover {n_frames} frames")
+        return out[:n_frames]
+    centres = (np.arange(len(probs)) + 0.5) * frames_per_step - 0.5
+    frames = np.arange(n_frames)
+    return np.stack([np.interp(frames, centres, probs[:, k]) for k in range(probs.shape[1])], 1)
+
+
+# ------------------------------------------------------------------------------------------ eval tables
+
+
+def _labels_table(bench: UntrimmedBenchmark) -> pd.DataFrame:
+    return pd.DataFrame({"label_space": bench.name, "id": range(len(bench.classes)), "name": list(bench.classes)})
+
+
+def _videos_table(bench: UntrimmedBenchmark, seqs: Sequence[UntrimmedSequence], source: str) -> pd.DataFrame:
+    return pd.DataFrame([{"video_id": s.name, "fps": s.fps, "n_frames": s.n_frames, "duration_s": s.n_frames / s.fps,
+                          "dataset": bench.name, "split": "test", "source": source} for s in seqs])
+
+
+def segmentation_ground_truth(bench: UntrimmedBenchmark, seqs: Sequence[UntrimmedSequence]) -> Tables:
+    """Frame-wise ground truth of ``seqs`` as ``segmentation`` rows (background runs included)."""
+    from videoact.heads.segmentation.rows import ground_truth_rows
+
+    rows = [ground_truth_rows(s.frame_labels, video_id=s.name, fps=s.fps, classes=bench.classes,
+                              label_space=bench.name) for s in seqs]
+    return Tables(videos=_videos_table(bench, seqs, f"ground_truth:{bench.name}"),
+                  segments=pd.concat(rows, ignore_index=True), labels=_labels_table(bench)).validated()
+
+
+def localization_ground_truth(bench: UntrimmedBenchmark, seqs: Sequence[UntrimmedSequence]) -> Tables:
+    """Action instances of ``seqs`` as ``localization`` rows (seconds and frames)."""
+    rows = [{"video_id": s.name, "task": "localization", "t_start_s": a / s.fps, "t_end_s": b / s.fps, "fps": s.fps,
+             "frame_start": a, "frame_end": b, "label": bench.classes[c], "label_id": c, "label_space": bench.name,
+             "score": 1.0, "source": f"ground_truth:{bench.name}"} for s in seqs for c, a, b in s.segments]
+    return Tables(videos=_videos_table(bench, seqs, f"ground_truth:{bench.name}"), segments=pd.DataFrame(rows),
+                  labels=_labels_table(bench)).validated()
+
+
+def segmentation_predictions(bench: UntrimmedBenchmark, seqs: Sequence[UntrimmedSequence],
+                             frame_probs: dict[str, np.ndarray], source: str) -> Tables:
+    """Per-frame probabilities -> ``segmentation`` rows of every video."""
+    from videoact.heads.segmentation.rows import segmentation_rows
+
+    rows = [segmentation_rows(frame_probs[s.name], video_id=s.name, fps=s.fps, classes=bench.classes,
+                              label_space=bench.name, source=source) for s in seqs]
+    return Tables(videos=_videos_table(bench, seqs, source), segments=pd.concat(rows, ignore_index=True),
+                  labels=_labels_table(bench)).validated()
+
+
+def localization_predictions(bench: UntrimmedBenchmark, seqs: Sequence[UntrimmedSequence],
+                             detections: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                             source: str) -> Tables:
+    """Detections ``{video: (segments in frames (N, 2), scores, class ids)}`` -> ``localization`` rows."""
+    from videoact.heads.localization.rows import localization_rows
+
+    rows = [localization_rows(detections[s.name][0] / s.fps, detections[s.name][1], detections[s.name][2],
+                              video_id=s.name, fps=s.fps, duration_s=s.n_frames / s.fps, classes=bench.classes,
+                              label_space=bench.name, source=source) for s in seqs]
+    rows = [r for r in rows if len(r)]
+    segs = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return Tables(videos=_videos_table(bench, seqs, source), segments=segs, labels=_labels_table(bench)).validated()
+
+
+def score_segmentation(gt: Tables, pred: Tables, bench: UntrimmedBenchmark) -> dict[str, Any]:
+    from videoact.eval.segmentation import evaluate_segmentation
+
+    return evaluate_segmentation(gt, pred, background=[bench.background] if bench.background else [])
+
+
+def score_localization(gt: Tables, pred: Tables, thresholds: Sequence[float]) -> dict[str, Any]:
+    from videoact.eval.detection import evaluate_detection
+
+    return evaluate_detection(gt, pred, tiou_thresholds=list(thresholds))
+
+
+def write_eval(folder: Path, gt: Tables, pred: Tables) -> None:
+    from videoact.annotations import store
+
+    store.write_tables(folder / "gt", gt)
+    store.write_tables(folder / "pred", pred)
+
+
+def summary(task: str, result: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers of an evaluator result (percent for ``tas``, fractions for ``tad``)."""
+    if task == "tas":
+        return {k: result[k] for k in ("accuracy", "edit", "F1@10", "F1@25", "F1@50")}
+    return {f"mAP@{k}": v for k, v in result["mAP"].items()} | {"average_mAP": result["average_mAP"]}
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+# settings that may change between the parts of one resumed training without changing its result
+_RUN_CONTROL = {("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",),
+                ("features", "cache"), ("features", "batch_size")}
+
+
+class _Loop:
+    """Optimiser, schedule, resumable ``last.pt`` and history: the part both trainers share."""
+
+    def __init__(self, model: nn.Module, cfg: Any, steps_per_epoch: int) -> None:
+        o = cfg.optim
+        self.cfg, self.o, self.model = cfg, o, model
+        if o.optimizer == "adam":
+            self.opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        elif o.optimizer == "adamw":
+            self.opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            raise ValueError(f"optim.optimizer must be adam or adamw, got {o.optimizer!r}")
+        total = o.epochs * steps_per_epoch
+        if o.schedule == "cosine":
+            warm = o.warmup_epochs * steps_per_epoch
+            fn: Callable[[int], float] = lambda s: lr_lambda(s, warmup=max(1, warm), total=total)  # noqa: E731
+        elif o.schedule == "constant":
+            fn = lambda s: 1.0  # noqa: E731
+        else:
+            raise ValueError(f"optim.schedule must be constant or cosine, got {o.schedule!r}")
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, fn)
+        self.last = Path(cfg.output) / "last.pt"
+        self.epoch, self.history, self.train_s, self.extra = 0, [], 0.0, {}
+
+    def resume(self) -> None:
+        if not (self.cfg.resume and self.last.exists()):
+            return
+        state = torch.load(self.last, map_location="cpu", weights_only=True)
+        if _resume_key(state["config"], _RUN_CONTROL) != _resume_key(to_dict(self.cfg), _RUN_CONTROL):
+            raise ValueError(f"{self.last}: written by a different config; delete it or set resume: false")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.history, self.train_s = state["epoch"], state["history"], state["train_seconds"]
+        self.extra = dict(state.get("extra", {}))
+        log.info("resumed from %s at epoch %d", self.last, self.epoch)
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.o.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.o.grad_clip)
+        self.opt.step()
+        self.sched.step()
+
+    def end_epoch(self, losses: list[float], seconds: float, extra: dict[str, Any] | None = None) -> bool:
+        """Record the epoch, write ``last.pt``; True when ``stop_after`` says to stop here."""
+        self.epoch += 1
+        self.train_s += seconds
+        self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses)), "lr": self.sched.get_last_lr()[0],
+                             "train_seconds": round(self.train_s, 1)})
+        self.extra = dict(extra or {})
+        _save_atomic({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                      "scheduler": self.sched.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": self.epoch,
+                      "history": self.history, "train_seconds": self.train_s, "config": to_dict(self.cfg),
+                      "extra": self.extra}, self.last)
+        log.info("epoch %d/%d  loss %.4f  (%.0f s)", self.epoch, self.o.epochs, self.history[-1]["loss"], self.train_s)
+        o = self.o
+        return bool(o.stop_after and self.epoch >= o.stop_after and self.epoch < o.epochs)
+
+    def should_eval(self) -> bool:
+        return bool(self.o.eval_every and self.epoch % self.o.eval_every == 0 and self.epoch < self.o.epochs)
+
+
+def save_temporal_model(path: Path, model: nn.Module, *, task: str, head: str, head_kwargs: dict[str, Any],
+                        bench: UntrimmedBenchmark, spec: dict[str, Any], metrics: dict[str, Any]) -> Path:
+    """The inference checkpoint: weights + plain data (``torch.load(weights_only=True)``)."""
+    _save_atomic({"format": CHECKPOINT_FORMAT, "task": task, "head": head, "head_kwargs": head_kwargs,
+                  "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                  "classes": list(bench.classes), "background": bench.background, "layout": bench.layout,
+                  "label_space": bench.name, "protocol": bench.protocol, "spec": spec, "metrics": metrics}, Path(path))
+    return Path(path)
+
+
+def load_temporal_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model in eval mode, checkpoint metadata)`` of a ``model.pt`` written by these trainers."""
+    from videoact.heads.localization import build_localization_head
+    from videoact.heads.segmentation import build_segmentation_head
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: temporal model checkpoint not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a videoact temporal checkpoint (format {CHECKPOINT_FORMAT!r}); write one with "
+                         "`videoact train configs/temporal/...`")
+    kwargs = dict(state["head_kwargs"])
+    if state["head"] == "lac":
+        kwargs["pretrained"] = None  # the weights below replace the starting checkpoint
+    build = build_segmentation_head if state["task"] == "segmentation" else build_localization_head
+    model = build(state["head"], **kwargs)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    return model, {k: v for k, v in state.items() if k != "state_dict"}
+
+
+# ---------------------------------------------------------------------------------------- segmentation
+
+
+def _setup(cfg: SegmentationTrainConfig | LocalizationTrainConfig) -> tuple[Path, UntrimmedBenchmark]:
+    """Threads, output folder, data and the seed: the start of both trainers."""
+    if cfg.optim.threads:
+        torch.set_num_threads(cfg.optim.threads)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    bench = load_protocol(cfg.data)
+    torch.manual_seed(cfg.optim.seed)
+    return out, bench
+
+
+def lac_inputs(keypoints: np.ndarray, step: int) -> np.ndarray:
+    """Grid joints (M, S, V, C) -> the joints at the centre grid step of every LAC step: (M, ceil(S / step), V, C)."""
+    n = keypoints.shape[1]
+    idx = np.minimum(np.arange(-(-n // step)) * step + step // 2, n - 1)
+    return keypoints[:, idx]
+
+
+def segmentation_frame_probs(model: nn.Module, head: str, x: np.ndarray, *, frames_per_step: int, n_frames: int,
+                             upsample: Literal["repeat", "linear"] = "repeat", layout: str = "kinect20",
+                             lac: LACInputConfig | None = None) -> np.ndarray:
+    """(n_frames, K) class probabilities of one video: ``x`` is its standardised features (mstcn) or its
+    ``lac_inputs`` joints (lac); ``frames_per_step`` video frames per output step."""
+    model.eval()
+    if head == "mstcn":
+        with torch.no_grad():
+            p = model.probabilities(torch.from_numpy(x).T[None])[0].T.numpy()  # (S, K)
+    elif head == "lac":
+        from videoact.heads.segmentation.lac import predict_chunks
+
+        lac = lac or LACInputConfig()
+        p = predict_chunks(model, x, chunk=lac.chunk, layout=layout, center_joint=lac.center_joint)  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"unknown segmentation head {head!r}")
+    return steps_to_frames(p, frames_per_step=frames_per_step, n_frames=n_frames, mode=upsample)
+
+
+def detect_instances(model: nn.Module, x: np.ndarray, *, frames_per_step: int, actions: Sequence[int],
+                     pre_nms_thresh: float = 1e-3, nms_sigma: float = 0.5,
+                     max_segments: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections of one video from its standardised features: segments in video frames (N, 2), scores, and
+    class ids (``actions[detector class]``)."""
+    from videoact.heads.localization.actionformer import decode, pad_batch
+
+    model.eval()
+    xb, mask = pad_batch([x], model.divisor)
+    with torch.no_grad():
+        segs, scores, labels = decode(model, model(xb, mask), pre_nms_thresh=pre_nms_thresh, nms_sigma=nms_sigma,
+                                      max_segments=max_segments)
+    return (segs + 0.5) * frames_per_step, scores, np.asarray(actions, dtype=np.int64)[labels.astype(np.int64)]
+
+
+def predict_video(model: nn.Module, meta: dict[str, Any], keypoints: np.ndarray, *, video_id: str, fps: float,
+                  step_frames: int = 1, n_frames: int | None = None, cache_dir: str | Path | None = None,
+                  source: str = "videoact-temporal") -> pd.DataFrame:
+    """``segments`` rows of one whole video from a ``load_temporal_model`` pair.
+
+    ``keypoints`` (M, S, V, C) are joints on a uniform grid of ``step_frames`` video frames (the layout and
+    coordinates the model was trained on); the window features are cached in ``cache_dir`` when given.
+    """
+    from videoact.heads.localization.rows import localization_rows
+    from videoact.heads.segmentation.rows import segmentation_rows
+
+    spec, classes, head = meta["spec"], meta["classes"], meta["head"]
+    n_frames = n_frames or keypoints.shape[1] * step_frames
+    label_space = str(meta.get("label_space", "temporal"))
+    if head == "lac":
+        lac = LACInputConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["lac"].items()})
+        probs = segmentation_frame_probs(model, head, lac_inputs(keypoints, lac.step), n_frames=n_frames,
+                                         frames_per_step=step_frames * lac.step, upsample=spec["upsample"],
+                                         layout=meta["layout"], lac=lac)
+        return segmentation_rows(probs, video_id=video_id, fps=fps, classes=classes, label_space=label_space,
+                                 source=source)
+    f = SequenceFeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["features"].items()})
+    feats = video_features(keypoints, f, video_id=video_id, cache=None if cache_dir is None else Path(cache_dir))
+    x = ((feats - spec["mean"].numpy()) / spec["std"].numpy()).astype(np.float32)
+    per_step = step_frames * f.stride
+    if meta["task"] == "segmentation":
+        probs = segmentation_frame_probs(model, head, x, frames_per_step=per_step, n_frames=n_frames,
+                                         upsample=spec["upsample"])
+        return segmentation_rows(probs, video_id=video_id, fps=fps, classes=classes, label_space=label_space,
+                                 source=source)
+    segs, scores, labels = detect_instances(model, x, frames_per_step=per_step, actions=spec["actions"],
+                                            pre_nms_thresh=spec["pre_nms_thresh"], nms_sigma=spec["nms_sigma"],
+                                            max_segments=spec["max_segments"])
+    return localization_rows(segs / fps, scores, labels, video_id=video_id, fps=fps, duration_s=n_frames / fps,
+                             classes=classes, label_space=label_space, source=source)
+
+
+def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
+    """Train a segmentation head, evaluate it on the test side and save ``<output>/model.pt``."""
+    from videoact.heads.segmentation import build_segmentation_head
+    from videoact.heads.segmentation.lac import prepare_chunk
+    from videoact.heads.segmentation.mstcn import mstcn_loss
+
+    out, bench = _setup(cfg)
+    k = len(bench.classes)
+    mcfg, lcfg, o = cfg.model, cfg.lac, cfg.optim
+    spec: dict[str, Any] = {"upsample": mcfg.upsample}
+    if mcfg.name == "mstcn":
+        feats = compute_features(bench.train + bench.test, cfg.features, feature_cache_dir(cfg.features, out))
+        norm = Standardizer.fit([feats[s.name] for s in bench.train])
+        inputs = {name: norm(f) for name, f in feats.items()}
+        head_kwargs: dict[str, Any] = {"in_dim": int(next(iter(inputs.values())).shape[1]), "num_classes": k,
+                                       **mcfg.options}
+        spec.update(features=to_dict(cfg.features), mean=torch.from_numpy(norm.mean), std=torch.from_numpy(norm.std),
+                    steps_per_feature=cfg.features.stride)
+        per_step = cfg.features.stride
+        steps_per_epoch = math.ceil(len(bench.train) / o.batch_size)
+    elif mcfg.name == "lac":
+        head_kwargs = {"num_classes": k, "layout": bench.layout, "pretrained": lcfg.pretrained, **mcfg.options}
+        spec.update(lac=to_dict(lcfg))
+        per_step = lcfg.step
+        inputs = {s.name: lac_inputs(s.keypoints, lcfg.step) for s in bench.train + bench.test}
+        n_chunks = sum(math.ceil(inputs[s.name].shape[1] / lcfg.chunk) for s in bench.train)
+        steps_per_epoch = math.ceil(n_chunks / o.batch_size)
+    else:
+        raise ValueError(f"model.name must be mstcn or lac, got {mcfg.name!r}")
+    model = build_segmentation_head(mcfg.name, **head_kwargs)
+    if "pretrained" in head_kwargs:
+        head_kwargs = {**head_kwargs, "encoder_kwargs": _encoder_kwargs(head_kwargs["pretrained"])}
+    loop = _Loop(model, cfg, steps_per_epoch)
+    loop.resume()
+
+    def frame_probs(s: UntrimmedSequence) -> np.ndarray:
+        return segmentation_frame_probs(model, mcfg.name, inputs[s.name], frames_per_step=s.step_frames * per_step,
+                                        n_frames=s.n_frames, upsample=mcfg.upsample, layout=bench.layout, lac=lcfg)
+
+    gt = segmentation_ground_truth(bench, bench.test)
+    source = f"{mcfg.name}@{fingerprint(cfg)}"
+
+    def evaluate() -> dict[str, Any]:
+        pred = segmentation_predictions(bench, bench.test, {s.name: frame_probs(s) for s in bench.test}, source)
+        return score_segmentation(gt, pred, bench)
+
+    while loop.epoch < o.epochs:
+        t0 = time.perf_counter()
+        model.train()
+        rng = np.random.default_rng((o.seed, loop.epoch))
+        losses: list[float] = []
+        if mcfg.name == "mstcn":
+            order = rng.permutation(len(bench.train))
+            for lo in range(0, len(order), o.batch_size):
+                batch = [bench.train[i] for i in order[lo:lo + o.batch_size]]
+                x, y, mask = _pad_steps([inputs[s.name] for s in batch], [s.step_labels(per_step) for s in batch])
+                loss = mstcn_loss(model(x, mask), y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
+                loop.step(loss)
+                losses.append(loss.item())
+        else:
+            samples = _lac_samples(bench.train, inputs, lcfg, per_step, rng)
+            for lo in range(0, len(samples), o.batch_size):
+                part = samples[lo:lo + o.batch_size]
+                x = torch.from_numpy(np.stack([prepare_chunk(c, layout=bench.layout, center_joint=lcfg.center_joint,
+                                                             rng=rng, rotate_degrees=lcfg.rotate_degrees,
+                                                             scale=lcfg.scale) for c, _ in part]))
+                y = torch.from_numpy(np.stack([lab for _, lab in part]))
+                mask = torch.ones_like(y, dtype=torch.bool)
+                loss = mstcn_loss(model(x)[None], y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
+                loop.step(loss)
+                losses.append(loss.item())
+        stop = loop.end_epoch(losses, time.perf_counter() - t0)
+        if loop.should_eval():
+            loop.history[-1].update(summary("tas", evaluate()))
+        if stop:
+            log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", loop.epoch)
+            return loop.last
+    pred = segmentation_predictions(bench, bench.test, {s.name: frame_probs(s) for s in bench.test}, source)
+    result = score_segmentation(gt, pred, bench)
+    write_eval(out / "eval", gt, pred)
+    metrics = {"protocol": bench.protocol, "task": "tas", "head": mcfg.name, **summary("tas", result),
+               "train_seconds": round(loop.train_s, 1)}
+    (out / "metrics.json").write_text(json.dumps({**metrics, "history": loop.history}, indent=2) + "\n")
+    log.info("%s %s: MoF %.1f  Edit %.1f  F1@{10,25,50} %.1f %.1f %.1f", bench.name, mcfg.name, result["accuracy"],
+             result["edit"], result["F1@10"], result["F1@25"], result["F1@50"])
+    return save_temporal_model(out / "model.pt", model, task="segmentation", head=mcfg.name, head_kwargs=head_kwargs,
+                               bench=bench, spec=spec, metrics=metrics)
+
+
+def _encoder_kwargs(ref: str | None) -> dict[str, Any]:
+    """The builder kwargs of a LAC encoder's starting checkpoint (so ``model.pt`` rebuilds it without the file)."""
+    if ref is None:
+        return {}
+    from videoact.heads.recognition.skeleton import resolve_model
+
+    state = torch.load(resolve_model(ref), map_location="cpu", weights_only=True)
+    return {k: v for k, v in state["model_kwargs"].items() if k not in ("layout", "num_classes")}
+
+
+def _pad_steps(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(S_i, D) inputs and (S_i,) labels -> (B, D, S) padded inputs, (B, S) labels and mask."""
+    from videoact.heads.localization.actionformer import pad_batch
+
+    x, mask = pad_batch(xs)
+    y = torch.zeros(mask.shape, dtype=torch.long)
+    for i, lab in enumerate(ys):
+        y[i, : len(lab)] = torch.from_numpy(np.asarray(lab, dtype=np.int64))
+    return x, y, mask
+
+
+def _lac_samples(seqs: Sequence[UntrimmedSequence], inputs: dict[str, np.ndarray], lcfg: LACInputConfig,
+                 per_step: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of (chunk joints, chunk labels), shuffled: each video tiled by chunks from a random offset, the
+    first and last chunk clamped inside the video, so every step is seen about equally often (uniformly random
+    starts would under-sample the first and last ``chunk`` steps)."""
+    out = []
+    c = lcfg.chunk
+    for s in seqs:
+        x, lab = inputs[s.name], s.step_labels(per_step)
+        n = x.shape[1]
+        if n < c:
+            x = np.concatenate([x, np.repeat(x[:, -1:], c - n, axis=1)], axis=1)
+            lab = np.concatenate([lab, np.repeat(lab[-1:], c - n)])
+            n = c
+        for a in range(-int(rng.integers(0, c)), n, c):
+            a = min(max(a, 0), n - c)
+            out.append((x[:, a:a + c], lab[a:a + c]))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+# ---------------------------------------------------------------------------------------- localization
+
+
+def action_classes(bench: UntrimmedBenchmark) -> list[int]:
+    """Class ids the detector scores (every class but the background), in detector order."""
+    return [i for i, c in enumerate(bench.classes) if c != bench.background]
+
+
+def _instances_in_steps(s: UntrimmedSequence, frames_per_step: int, remap: dict[int, int]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground-truth instances in feature-step coordinates (step ``i`` is centred on ``i``)."""
+    segs = [[a / frames_per_step - 0.5, b / frames_per_step - 0.5] for _, a, b in s.segments]
+    return (torch.tensor(segs, dtype=torch.float32).reshape(-1, 2),
+            torch.tensor([remap[c] for c, _, _ in s.segments], dtype=torch.long))
+
+
+def train_localization(cfg: LocalizationTrainConfig) -> Path:
+    """Train the detector, evaluate it on the test side and save ``<output>/model.pt``."""
+    from videoact.heads.localization import build_localization_head
+    from videoact.heads.localization.actionformer import DetectionLoss, pad_batch
+
+    out, bench = _setup(cfg)
+    actions = action_classes(bench)
+    remap = {c: i for i, c in enumerate(actions)}
+    mcfg, o = cfg.model, cfg.optim
+    feats = compute_features(bench.train + bench.test, cfg.features, feature_cache_dir(cfg.features, out))
+    norm = Standardizer.fit([feats[s.name] for s in bench.train])
+    inputs = {name: norm(f) for name, f in feats.items()}
+    head_kwargs = {"in_dim": int(next(iter(inputs.values())).shape[1]), "num_classes": len(actions), **mcfg.options}
+    model = build_localization_head(mcfg.name, **head_kwargs)
+    crit = DetectionLoss(num_classes=len(actions), center_radius=mcfg.center_radius, reg_weight=mcfg.reg_weight,
+                         label_smoothing=mcfg.label_smoothing, init_normalizer=mcfg.loss_normalizer)
+    loop = _Loop(model, cfg, math.ceil(len(bench.train) / o.batch_size))
+    loop.resume()
+    crit.normalizer = float(loop.extra.get("loss_normalizer", crit.normalizer))
+    fps_of = {s.name: s.step_frames * cfg.features.stride for s in bench.train + bench.test}
+    targets = {s.name: _instances_in_steps(s, fps_of[s.name], remap) for s in bench.train}
+
+    def detect(s: UntrimmedSequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return detect_instances(model, inputs[s.name], frames_per_step=fps_of[s.name], actions=actions,
+                                pre_nms_thresh=mcfg.pre_nms_thresh, nms_sigma=mcfg.nms_sigma,
+                                max_segments=mcfg.max_segments)
+
+    gt = localization_ground_truth(bench, bench.test)
+    source = f"{mcfg.name}@{fingerprint(cfg)}"
+
+    def evaluate() -> dict[str, Any]:
+        pred = localization_predictions(bench, bench.test, {s.name: detect(s) for s in bench.test}, source)
+        return score_localization(gt, pred, mcfg.tiou_thresholds)
+
+    while loop.epoch < o.epochs:
+        t0 = time.perf_counter()
+        model.train()
+        order = np.random.default_rng((o.seed, loop.epoch)).permutation(len(bench.train))
+        losses: list[float] = []
+        for lo in range(0, len(order), o.batch_size):
+            batch = [bench.train[i] for i in order[lo:lo + o.batch_size]]
+            x, mask = pad_batch([inputs[s.name] for s in batch], model.divisor)
+            segs, labels = zip(*(targets[s.name] for s in batch), strict=True)
+            loss = crit(model, model(x, mask), segs, labels)["loss"]
+            loop.step(loss)
+            losses.append(loss.item())
+        stop = loop.end_epoch(losses, time.perf_counter() - t0, {"loss_normalizer": crit.normalizer})
+        if loop.should_eval():
+            loop.history[-1].update(summary("tad", evaluate()))
+        if stop:
+            log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", loop.epoch)
+            return loop.last
+    pred = localization_predictions(bench, bench.test, {s.name: detect(s) for s in bench.test}, source)
+    result = score_localization(gt, pred, mcfg.tiou_thresholds)
+    write_eval(out / "eval", gt, pred)
+    metrics = {"protocol": bench.protocol, "task": "tad", "head": mcfg.name,
+               "csa": bool(mcfg.options.get("csa", False)), **summary("tad", result),
+               "train_seconds": round(loop.train_s, 1)}
+    (out / "metrics.json").write_text(json.dumps({**metrics, "history": loop.history}, indent=2) + "\n")
+    log.info("%s %s: mAP %s", bench.name, mcfg.name, {k: round(v, 4) for k, v in result["mAP"].items()})
+    spec = {"features": to_dict(cfg.features), "mean": torch.from_numpy(norm.mean), "std": torch.from_numpy(norm.std),
+            "actions": actions, "nms_sigma": mcfg.nms_sigma, "max_segments": mcfg.max_segments,
+            "pre_nms_thresh": mcfg.pre_nms_thresh}
+    return save_temporal_model(out / "model.pt", model, task="localization", head=mcfg.name, head_kwargs=head_kwargs,
+                               bench=bench, spec=spec, metrics=metrics)
+
+
+# -------------------------------------------------------------------------------------------- baseline
+
+
+def window_baseline(bench: UntrimmedBenchmark, feats: dict[str, np.ndarray], *, window: int, stride: int,
+                    epochs: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
+                    source: str = "window_baseline") -> tuple[Tables, Tables]:
+    """The sliding-window classifier (module docstring): ``(segmentation, localization)`` Tables of the test side.
+
+    ``feats`` are the window features of every video (``compute_features``); ``window`` and ``stride`` in grid
+    steps, as they were computed. The classifier is full-batch softmax regression (Adam) on the training windows.
+    """
+    from videoact.heads.localization.rows import detections_from_labels
+    from videoact.heads.segmentation.rows import window_votes
+
+    norm = Standardizer.fit([feats[s.name] for s in bench.train])
+    x = torch.from_numpy(np.concatenate([norm(feats[s.name]) for s in bench.train]))
+    y = torch.from_numpy(np.concatenate([s.step_labels(stride) for s in bench.train]))
+    torch.manual_seed(seed)
+    clf = nn.Linear(x.shape[1], len(bench.classes))
+    opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        loss = F.cross_entropy(clf(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    frame_probs, dets = {}, {}
+    for s in bench.test:
+        with torch.no_grad():
+            p = F.softmax(clf(torch.from_numpy(norm(feats[s.name]))), dim=1).numpy()
+        votes = window_votes(p, span=max(1, window // stride))
+        frame_probs[s.name] = steps_to_frames(votes, frames_per_step=s.step_frames * stride, n_frames=s.n_frames)
+        dets[s.name] = detections_from_labels(frame_probs[s.name], background=bench.background_id)
+    return (segmentation_predictions(bench, bench.test, frame_probs, source),
+            localization_predictions(bench, bench.test, dets, source))
