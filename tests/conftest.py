@@ -69,3 +69,24 @@ def short_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
                            "pose.max_frames=48"], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def action_lm_checkpoint(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small action LM trained for a few steps on the real EPIC-55 training participants (~10 s on 2 cores)."""
+    from dataclasses import replace
+
+    import torch
+
+    from videoact.heads.anticipation.action_lm import train_action_lm
+    from videoact.train import load_train_config
+
+    _, cfg = load_train_config(REPO / "configs/anticipation/action_lm_epic55.yaml", [
+        f"data.root={shared_data / 'anticipation/epic_kitchens_55'}", "data.stride=4", "model.d_model=32",
+        "model.n_layers=1", "model.n_heads=2", "optim.steps=60", "optim.batch_size=32", "optim.warmup=10",
+        "optim.log_every=10", "optim.lr=0.003", "optim.threads=1"])
+    before = torch.get_num_threads()
+    try:
+        return train_action_lm(replace(cfg, output=tmp_path_factory.mktemp("alm") / "action_lm.pt"))
+    finally:
+        torch.set_num_threads(before)

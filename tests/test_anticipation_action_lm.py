@@ -16,17 +16,14 @@ from videoact.heads.anticipation.action_lm import (
     ActionLMBackend,
     load_action_lm,
     pad_history,
-    train_action_lm,
 )
 from videoact.heads.anticipation.config import AnticipationConfig
 from videoact.heads.anticipation.data import read_epic55
 from videoact.heads.anticipation.head import forecast_video
 from videoact.llm.base import Prompt
 from videoact.llm.constraint import ActionConstraint
-from videoact.train import load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs/anticipation/action_lm_epic55.yaml"
 
 
 def test_forward_shapes_and_padding() -> None:
@@ -41,13 +38,8 @@ def test_forward_shapes_and_padding() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small model trained for a few steps on the real EPIC-55 training participants (~20 s on 2 cores)."""
-    _, cfg = load_train_config(CONFIG, [
-        f"data.root={shared_data / 'anticipation/epic_kitchens_55'}", "data.stride=4", "model.d_model=32",
-        "model.n_layers=1", "model.n_heads=2", "optim.steps=60", "optim.batch_size=32", "optim.warmup=10",
-        "optim.log_every=10", "optim.lr=0.003", "optim.threads=1"])
-    return train_action_lm(replace(cfg, output=tmp_path_factory.mktemp("alm") / "action_lm.pt"))
+def trained(action_lm_checkpoint: Path) -> Path:
+    return action_lm_checkpoint
 
 
 def test_training_loss_falls_and_checkpoint_loads_weights_only(trained: Path) -> None:

@@ -1,4 +1,4 @@
-"""Temporal heads on real skeletons: MS-TCN / LAC segmentation, ActionFormer detection, soft-NMS, the feature
+"""Temporal heads on real skeletons: MS-TCN / LAC / ASRF segmentation, ActionFormer detection, soft-NMS, the feature
 cache, and the evaluation round trip through ``videoact eval tas|tad``."""
 
 from __future__ import annotations
@@ -152,6 +152,52 @@ def test_lac_fine_tunes_the_skeleton_encoder_on_utkinect(tmp_path, shared_data):
     trained = torch.load(tmp_path / "out" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
     assert model(x).shape == (2, 11, 32)
+
+
+@pytest.mark.slow
+def test_asrf_trains_boundary_and_class_branches_on_real_sequences(tmp_path, shared_data):
+    # real NW-UCLA concatenations; the whole-segment classifier is the shipped recognizer (same 10 classes)
+    cfg = _config("nw_ucla_concat_asrf", shared_data, tmp_path / "out", "data.max_videos=2", "optim.epochs=4",
+                  "lac.chunk=64", "optim.batch_size=4")
+    path = train_segmentation(cfg)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    losses = [h["loss"] for h in metrics["history"]]
+    assert len(losses) == 4 and losses[-1] < 0.85 * losses[0], losses
+    pred = store.load(tmp_path / "out" / "eval" / "pred")
+    seg = schema.validate("segments", pred.segments)
+    assert set(seg["task"]) == {"segmentation"} and seg["score"].between(0, 1).all()
+    for vid, g in seg.groupby("video_id"):
+        g = g.sort_values("frame_start")
+        n = int(pred.videos.set_index("video_id").loc[vid, "n_frames"])
+        assert g["frame_start"].iloc[0] == 0 and g["frame_end"].iloc[-1] == n
+        assert (g["frame_start"].to_numpy()[1:] == g["frame_end"].to_numpy()[:-1]).all()
+    # model.pt (no starting checkpoint needed) + predict_video give the trainer's rows, decoding included
+    _assert_predicts_like_the_trainer(path, pred, shared_data, "nw_ucla_concat", tmp_path / "unused")
+    model, meta = load_temporal_model(path)
+    assert meta["head"] == "asrf" and meta["spec"]["asrf"]["segment_classifier"] == "builtin:nw_ucla_stgcnpp"
+    logits, boundary = model(torch.randn(2, 3, 32, 20, 1))
+    assert logits.shape == (2, 10, 32) and boundary.shape == (2, 32)
+
+
+def test_asrf_decoding_cuts_at_boundary_peaks_and_gives_each_segment_one_label():
+    from videoact.heads.segmentation.asrf import boundary_targets, decode_segments, refine
+
+    # a run change and an instance start inside a run are both boundaries; step 0 never is
+    np.testing.assert_array_equal(boundary_targets(np.array([0, 0, 1, 1, 1, 1]), [0, 2, 4]), [0, 0, 1, 0, 1, 0])
+    b = np.zeros(30)
+    b[[10, 11, 12]] = [0.6, 0.9, 0.7]  # one peak at 11
+    b[[14, 20]] = [0.8, 0.4]  # 14: too close to 11 (min_distance 5); 20: below the threshold
+    np.testing.assert_array_equal(decode_segments(b, threshold=0.5, min_distance=5), [0, 11])
+    np.testing.assert_array_equal(decode_segments(b, threshold=0.3, min_distance=2), [0, 11, 14, 20])
+    p = np.tile([[0.8, 0.2]], (30, 1))
+    p[11:14] = [0.1, 0.9]  # a minority of the second segment prefers class 1
+    out = refine(p, np.array([0, 11]))
+    assert out.shape == (30, 2) and (out.argmax(1) == 0).all()
+    np.testing.assert_allclose(out[11], p[11:].mean(0))
+    # a whole-segment classifier that is sure of class 1 for the second segment wins at weight 1
+    out = refine(p, np.array([0, 11]), segment_probs=lambda spans: np.array([[1.0, 0.0], [0.0, 1.0]]),
+                 segment_weight=1.0)
+    assert list(out.argmax(1)) == [0] * 11 + [1] * 19
 
 
 @pytest.mark.slow

@@ -78,6 +78,18 @@ def test_keep_count_rounds_half_up():
     assert keep_count(0.01, 10) == 0 and keep_count(1.0, 10) == 10
 
 
+def test_evad_keep_rule_counts_as_evads_code():
+    # EVAD's KTP block: ceil(rate * all tokens) kept, keyframe tokens first: 0.7 of 1568 -> 1098 = 196 + 902
+    assert keep_count(0.7, 1372, n_key=196, rule="evad") == 902
+    model = build_backbone("vit_b16", keep_rates="evad", keep_rule="evad")
+    assert model.token_counts() == [1568] * 3 + [196 + 902] * 3 + [196 + 573] * 3 + [196 + 343] * 3
+    tiny = build_backbone("vit_tiny", keep_rates=[1, 0.5, 1, 0.5], keep_rule="evad").eval()
+    x = torch.randn(1, 3, 8, 64, 64)  # grid 4 x 4 x 4: 16 keyframe tokens of 64
+    assert mlp_token_counts(tiny, x) == [64, 32, 32, 16] == tiny.token_counts()
+    with pytest.raises(ValueError, match="keep_rule"):
+        build_backbone("vit_tiny", keep_rule="half")
+
+
 def test_dense_output_layout():
     model = tiny(num_classes=5)
     out = model(clip())

@@ -73,6 +73,14 @@ class RecognitionConfig:
 
 
 @dataclass(frozen=True)
+class TemporalConfig:
+    enabled: bool = doc("temporal action segmentation or detection over the whole video from its poses: writes "
+                        "segmentation or localization segments (needs pose)", default=False)
+    model: str | None = doc("model.pt written by `videoact train configs/temporal/...` (needed when enabled)",
+                            default=None)
+
+
+@dataclass(frozen=True)
 class DetectionConfig:
     enabled: bool = doc("AVA action detection: classify person boxes at keyframes, write detection boxes",
                         default=False)
@@ -91,12 +99,65 @@ class DetectionConfig:
 
 
 @dataclass(frozen=True)
+class PromptConfig:
+    mode: Literal["bottom_up", "top_down"] = doc(
+        "bottom_up: observed actions -> future actions; top_down (AntGPT): infer the goal first, then plan",
+        default="bottom_up")
+    n_examples: int = doc("in-context examples per prompt (0: zero-shot); needs examples_from", default=4)
+    examples_from: str | None = doc("text backends: training histories for in-context examples, an EPIC-55 folder "
+                                    "or an Ego4D LTA json (null: zero-shot prompts)", default=None)
+    max_examples: int = doc("histories indexed from examples_from (evenly spaced)", default=2000)
+    mmr_lambda: float = doc("Maximal Marginal Relevance trade-off: 1 = most similar, 0 = most diverse",
+                            default=0.7)
+    mmr_pool: int = doc("nearest neighbours the MMR selection picks from", default=32)
+
+
+@dataclass(frozen=True)
+class AnticipationConfig:
+    """The anticipation head: recognised actions of a video -> ``forecasts`` rows (a stage of ``videoact run``,
+    and the config of ``heads.anticipation.forecast_video``)."""
+
+    enabled: bool = doc("forecast future actions from the recognition stage's actions and write the forecasts "
+                        "table (needs recognition)", default=False)
+    backend: Literal["action_lm", "transformers", "http", "llamacpp"] = doc(
+        "who generates the candidates (the n-gram / most-frequent baselines are fitted in scripts/bench_lta.py)",
+        default="action_lm")
+    checkpoint: Path | None = field(default=None, metadata={"doc": "action_lm: checkpoint from train_action_lm"})
+    model: str = doc("transformers: local path or id; llamacpp: .gguf path; http: the server's model name",
+                     default="")
+    url: str = doc("http: base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1", default="")
+    http_constraint: Literal["json_schema", "json_object", "grammar", "regex", "none"] = doc(
+        "http: how the vocabulary constraint is sent (json_object: llama-cpp-python; grammar: llama.cpp GBNF; "
+        "regex: vLLM)", default="json_schema")
+    vocab: str = doc("label space prefix of the verb/noun ids in segments (epic55, ego4d_lta_v1, ...)",
+                     default="epic55")
+    n_observed: int = doc("observed actions per forecast (fewer are padded for the action LM)", default=8)
+    z: int = doc("future actions per candidate", default=20)
+    k: int = doc("candidates per forecast", default=5)
+    anchors: Literal["last", "all"] = doc("forecast after the last recognised action, or after every one",
+                                          default="last")
+    temperature: float = doc("sampling temperature of candidates 2..K (candidate 1 is greedy; "
+                             "0.5 is best on EPIC-55 held-out, see docs/benchmarks.md)", default=0.5)
+    seed: int = doc("sampling seed", default=0)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    vocab_file: str | None = doc("the verb/noun vocabulary: an EPIC-55 folder (EPIC_verb_classes.csv, "
+                                 "EPIC_noun_classes.csv) or an Ego4D fho_lta_taxonomy.json (null: the action LM "
+                                 "checkpoint's own)", default=None)
+    action_map: str | None = doc("csv with columns label,verb,noun: the verb/noun of each recognition class (an "
+                                 "empty verb drops the class); null: recognition labels must read 'verb noun' in "
+                                 "the vocabulary", default=None)
+    min_score: float = doc("recognition windows whose top-1 score is lower are not observed actions", default=0.0)
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     """How videos are run, not what is computed: left out of the config fingerprint."""
 
     skip_done: bool = doc("skip videos whose outputs exist for the same config fingerprint", default=True)
     timeout_s: float | None = doc("seconds one video may take; a slower one fails with stage 'timeout' "
                                   "(null: no limit)", default=None)
+    cache_dir: str | None = doc("folder of cached per-video feature sequences (temporal stage; null: <run>/cache)",
+                                default=None)
     hash_identity: bool = doc("know a video file by its sha256 instead of its size and modification time "
                               "(reads every file on every run)", default=False)
 
@@ -108,7 +169,9 @@ class RunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    anticipation: AnticipationConfig = field(default_factory=AnticipationConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig, metadata={"fingerprint": False})
 
 

@@ -104,13 +104,17 @@ class VocabLogitsProcessor:
 
 
 class TransformersBackend:
-    """A local ``AutoModelForCausalLM`` (or any model + tokenizer pair) behind the backend protocol."""
+    """A local ``AutoModelForCausalLM`` (or any model + tokenizer pair) behind the backend protocol.
+
+    Candidate 1 is greedy (``greedy_first``) and the others are sampled, as the action LM does; with
+    ``greedy_first=False`` all ``n`` are sampled."""
 
     name = "transformers"
 
     def __init__(self, model: Any, tokenizer: Any, *, temperature: float = 1.0, top_p: float = 1.0,
-                 goal_tokens: int = 32, seed: int = 0, batch_size: int = 8) -> None:
+                 goal_tokens: int = 32, seed: int = 0, batch_size: int = 8, greedy_first: bool = True) -> None:
         self.model, self.tok = model.eval(), tokenizer
+        self.greedy_first = greedy_first
         self.temperature, self.top_p, self.goal_tokens, self.seed = temperature, top_p, goal_tokens, seed
         self.batch_size = batch_size
         if self.tok.pad_token_id is None:
@@ -125,9 +129,28 @@ class TransformersBackend:
             self._trie = _token_trie(self._texts)
         return self._texts, self._trie  # type: ignore[return-value]
 
-    def generate(self, prompts: Sequence[Prompt], n: int, constraint: ActionConstraint | None) -> list[list[Candidate]]:
+    def _sequences(self, enc: Any, n: int, constraint: ActionConstraint | None, *, sample: bool) -> Any:
+        """(B * n, new tokens) generated ids of one batch of prompts."""
         import torch
         from transformers import LogitsProcessorList
+
+        kwargs: dict[str, Any] = {"num_return_sequences": n, "pad_token_id": self.tok.pad_token_id,
+                                  "eos_token_id": self.tok.eos_token_id}
+        kwargs.update({"do_sample": True, "temperature": self.temperature, "top_p": self.top_p} if sample
+                      else {"do_sample": False})
+        if constraint is not None:
+            texts, trie = self._compiled()
+            longest = max(map(len, constraint.vocab.verbs)) + max(map(len, constraint.vocab.nouns)) + 3
+            proc = VocabLogitsProcessor(constraint, texts, trie, enc["input_ids"].shape[1], self.tok.eos_token_id)
+            kwargs.update(logits_processor=LogitsProcessorList([proc]), max_new_tokens=constraint.z * longest + 1)
+        else:
+            kwargs.update(max_new_tokens=self.goal_tokens)
+        with torch.no_grad():
+            seqs = self.model.generate(**enc, **kwargs)  # (B * n, prompt + new)
+        return seqs[:, enc["input_ids"].shape[1]:]
+
+    def generate(self, prompts: Sequence[Prompt], n: int, constraint: ActionConstraint | None) -> list[list[Candidate]]:
+        import torch
 
         eos = self.tok.eos_token_id
         if eos is None:
@@ -136,29 +159,22 @@ class TransformersBackend:
         for i in range(0, len(prompts), self.batch_size):
             chunk = [p.text for p in prompts[i:i + self.batch_size]]
             enc = self.tok(chunk, return_tensors="pt", padding=True)
-            kwargs: dict[str, Any] = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p,
-                                      "num_return_sequences": n, "pad_token_id": self.tok.pad_token_id,
-                                      "eos_token_id": eos}
-            if constraint is not None:
-                texts, trie = self._compiled()
-                longest = max(map(len, constraint.vocab.verbs)) + max(map(len, constraint.vocab.nouns)) + 3
-                proc = VocabLogitsProcessor(constraint, texts, trie, enc["input_ids"].shape[1], eos)
-                kwargs.update(logits_processor=LogitsProcessorList([proc]), max_new_tokens=constraint.z * longest + 1)
-            else:
-                kwargs.update(max_new_tokens=self.goal_tokens)
             torch.manual_seed(self.seed + i)
-            with torch.no_grad():
-                seqs = self.model.generate(**enc, **kwargs)  # (B * n, prompt + new)
-            new = seqs[:, enc["input_ids"].shape[1]:]
-            for j in range(len(chunk)):
+            greedy = 1 if self.greedy_first and n > 0 else 0
+            rows: list[list[list[int]]] = [[] for _ in chunk]
+            for m, sample in ((greedy, False), (n - greedy, True)):
+                if m:
+                    new = self._sequences(enc, m, constraint, sample=sample)
+                    for j in range(len(chunk)):
+                        rows[j] += [new[j * m + k].tolist() for k in range(m)]
+            for cand_ids in rows:
                 cands = []
-                for k in range(n):
-                    ids = [t for t in new[j * n + k].tolist() if t not in (eos, self.tok.pad_token_id)]
-                    text = self.tok.decode(ids, skip_special_tokens=True) if constraint is None else "".join(
-                        self._texts[t] or "" for t in ids)  # type: ignore[index]
+                for seq in cand_ids:
+                    ids = [t for t in seq if t not in (eos, self.tok.pad_token_id)]
                     if constraint is None:
-                        cands.append(Candidate(text=text))
+                        cands.append(Candidate(text=self.tok.decode(ids, skip_special_tokens=True)))
                     else:
+                        text = "".join(self._texts[t] or "" for t in ids)  # type: ignore[index]
                         cands.append(Candidate(actions=tuple(constraint.parse(text)), text=text))
                 out.append(cands)
         return out
@@ -166,7 +182,8 @@ class TransformersBackend:
 
 @register_backend("transformers")
 def build_transformers_backend(*, model: str | Path | Any, tokenizer: Any = None, temperature: float = 1.0,
-                               top_p: float = 1.0, seed: int = 0, device: str = "cpu") -> TransformersBackend:
+                               top_p: float = 1.0, seed: int = 0, device: str = "cpu",
+                               greedy_first: bool = True, batch_size: int = 8) -> TransformersBackend:
     """From a local directory (or hub id when a hub is reachable), or from in-memory model and tokenizer."""
     if isinstance(model, (str, Path)):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -176,4 +193,5 @@ def build_transformers_backend(*, model: str | Path | Any, tokenizer: Any = None
         model = AutoModelForCausalLM.from_pretrained(path).to(device)
     if tokenizer is None:
         raise ValueError("backend transformers: pass the tokenizer with an in-memory model")
-    return TransformersBackend(model, tokenizer, temperature=temperature, top_p=top_p, seed=seed)
+    return TransformersBackend(model, tokenizer, temperature=temperature, top_p=top_p, seed=seed,
+                               greedy_first=greedy_first, batch_size=batch_size)

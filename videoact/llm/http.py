@@ -45,7 +45,7 @@ class OpenAICompatibleBackend:
 
     def __init__(self, url: str, *, model: str = "", constraint_mode: str = "json_schema", api_key: str = "",
                  temperature: float = 1.0, top_p: float = 1.0, goal_tokens: int = 32, timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 0.5, seed: int = 0) -> None:
+                 retries: int = 3, backoff: float = 0.5, seed: int = 0, greedy_first: bool = True) -> None:
         if constraint_mode not in MODES:
             raise ValueError(f"constraint_mode must be one of {MODES}, got {constraint_mode!r}")
         if not url:
@@ -53,6 +53,7 @@ class OpenAICompatibleBackend:
         self.url, self.model, self.mode, self.api_key = url.rstrip("/"), model, constraint_mode, api_key
         self.temperature, self.top_p, self.goal_tokens = temperature, top_p, goal_tokens
         self.timeout, self.retries, self.backoff, self.seed = timeout, retries, backoff, seed
+        self.greedy_first = greedy_first
 
     # ------------------------------------------------------------------ transport
 
@@ -78,8 +79,8 @@ class OpenAICompatibleBackend:
                 time.sleep(self.backoff * 2 ** attempt)
         raise HTTPError(f"{url}: no answer after {self.retries + 1} tries ({last})")
 
-    def _request(self, prompt: str, constraint: ActionConstraint | None, seed: int) -> str:
-        body: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p, "seed": seed}
+    def _request(self, prompt: str, constraint: ActionConstraint | None, seed: int, *, greedy: bool = False) -> str:
+        body: dict[str, Any] = {"temperature": 0.0 if greedy else self.temperature, "top_p": self.top_p, "seed": seed}
         if self.model:
             body["model"] = self.model
         if constraint is None:
@@ -113,7 +114,9 @@ class OpenAICompatibleBackend:
                     continue
                 error = None
                 for attempt in range(self.retries + 1):
-                    text = self._request(prompt.text, constraint, seed + 7919 * attempt)
+                    # a greedy answer outside the constraint would repeat: retries sample
+                    greedy = k == 0 and self.greedy_first and attempt == 0
+                    text = self._request(prompt.text, constraint, seed + 7919 * attempt, greedy=greedy)
                     try:
                         acts = (constraint.parse_json(text) if self.mode.startswith("json")
                                 else constraint.parse(text))
@@ -132,6 +135,7 @@ class OpenAICompatibleBackend:
 @register_backend("http")
 def build_http_backend(*, url: str, model: str = "", constraint_mode: str = "json_schema", api_key: str = "",
                        temperature: float = 1.0, timeout: float = 60.0, retries: int = 3,
-                       seed: int = 0) -> OpenAICompatibleBackend:
+                       seed: int = 0, greedy_first: bool = True) -> OpenAICompatibleBackend:
     return OpenAICompatibleBackend(url, model=model, constraint_mode=constraint_mode, api_key=api_key,
-                                   temperature=temperature, timeout=timeout, retries=retries, seed=seed)
+                                   temperature=temperature, timeout=timeout, retries=retries, seed=seed,
+                                   greedy_first=greedy_first)

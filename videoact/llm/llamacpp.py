@@ -16,11 +16,15 @@ from videoact.llm.constraint import ActionConstraint
 
 
 class LlamaCppBackend:
+    """A ``llama_cpp.Llama`` behind the backend protocol; candidate 1 is greedy (``greedy_first``), the others
+    sampled."""
+
     name = "llamacpp"
 
     def __init__(self, llm: Any, *, temperature: float = 1.0, top_p: float = 1.0, goal_tokens: int = 32,
-                 seed: int = 0) -> None:
+                 seed: int = 0, greedy_first: bool = True) -> None:
         self.llm, self.temperature, self.top_p, self.goal_tokens, self.seed = llm, temperature, top_p, goal_tokens, seed
+        self.greedy_first = greedy_first
         self._grammars: dict[int, Any] = {}
 
     def _grammar(self, constraint: ActionConstraint) -> Any:
@@ -44,8 +48,9 @@ class LlamaCppBackend:
                     cands.append(Candidate(text=r["choices"][0]["text"]))
                     continue
                 longest = max(map(len, constraint.vocab.verbs)) + max(map(len, constraint.vocab.nouns)) + 3
+                greedy = k == 0 and self.greedy_first
                 r = self.llm.create_completion(prompt.text, max_tokens=constraint.z * longest + 1,
-                                               temperature=self.temperature, top_p=self.top_p,
+                                               temperature=0.0 if greedy else self.temperature, top_p=self.top_p,
                                                grammar=self._grammar(constraint))
                 text = r["choices"][0]["text"]
                 cands.append(Candidate(actions=tuple(constraint.parse(text)), text=text))
@@ -55,7 +60,8 @@ class LlamaCppBackend:
 
 @register_backend("llamacpp")
 def build_llamacpp_backend(*, model: str | Path | Any, n_ctx: int = 4096, temperature: float = 1.0,
-                           top_p: float = 1.0, seed: int = 0, n_threads: int | None = None) -> LlamaCppBackend:
+                           top_p: float = 1.0, seed: int = 0, n_threads: int | None = None,
+                           greedy_first: bool = True) -> LlamaCppBackend:
     """From a ``.gguf`` path, or an in-memory ``llama_cpp.Llama``."""
     if isinstance(model, (str, Path)):
         try:
@@ -66,4 +72,4 @@ def build_llamacpp_backend(*, model: str | Path | Any, n_ctx: int = 4096, temper
         if not Path(model).is_file():
             raise FileNotFoundError(f"{model}: GGUF model not found")
         model = Llama(model_path=str(model), n_ctx=n_ctx, seed=seed, n_threads=n_threads, verbose=False)
-    return LlamaCppBackend(model, temperature=temperature, top_p=top_p, seed=seed)
+    return LlamaCppBackend(model, temperature=temperature, top_p=top_p, seed=seed, greedy_first=greedy_first)

@@ -20,6 +20,7 @@ failed in an earlier run until ``--retry-failed``. ``--shard i/N`` keeps the vid
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -195,6 +196,8 @@ def _run(refs: list[VideoRef], run_dir: Path, cfg: RunConfig, manifest: dict[str
          show_progress: bool | None, workers: int | None, engine: str, address: str | None,
          shard: tuple[int, int] | None, retry_failed: bool) -> RunSummary:
     fp = fingerprint(cfg)
+    if cfg.runner.cache_dir is None:  # feature sequences are cached next to the run (not in its fingerprint)
+        cfg = dataclasses.replace(cfg, runner=dataclasses.replace(cfg.runner, cache_dir=str(run_dir / "cache")))
     if shard is not None:
         refs = [ref for ref in refs if shard_of(ref.video_id, shard[1]) == shard[0]]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,14 +17,15 @@ import pandas as pd
 from videoact import __version__
 from videoact.annotations import schema
 from videoact.annotations.tables import Tables
-from videoact.config import RunConfig, fingerprint
+from videoact.config import AnticipationConfig, RunConfig, fingerprint
 from videoact.decode.probe import VideoDecodeError, probe_video, sha256_file
 from videoact.runner.errors import StageError
 from videoact.runner.inputs import VideoRef
 
 log = logging.getLogger("videoact.run")
 
-STAGES = ("decode", "pose", "recognition", "detection")  # every stage this version has, in order
+# every stage this version has, in order
+STAGES = ("decode", "pose", "recognition", "temporal", "detection", "anticipation")
 
 
 def stages(cfg: RunConfig) -> list[str]:
@@ -34,8 +36,12 @@ def stages(cfg: RunConfig) -> list[str]:
         out.append("pose")
     if cfg.recognition.enabled and (cfg.pose.enabled or _recognition_input(cfg.recognition.model) == "rgb"):
         out.append("recognition")
+    if cfg.temporal.enabled:
+        out.append("temporal")
     if cfg.detection.enabled:
         out.append("detection")
+    if cfg.anticipation.enabled:
+        out.append("anticipation")
     return out
 
 
@@ -130,10 +136,15 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
             except (FileNotFoundError, ValueError, KeyError) as exc:
                 raise StageError("recognition", str(exc)) from None
             tables = Tables.concat([tables, Tables(segments=segs)])
+    if "temporal" in stages(cfg):
+        _check_temporal(cfg)
+        tables = Tables.concat([tables, Tables(segments=_temporal(ref, cfg, track, info.fps, info.n_frames, source))])
     if "recognition" in stages(cfg) and _recognition_input(cfg.recognition.model) == "rgb":
         tables = Tables.concat([tables, Tables(segments=_recognize_rgb(ref, cfg, source))])
     if "detection" in stages(cfg):
         tables = Tables.concat([tables, Tables(boxes=_detect(ref, cfg, pose_boxes, source))])
+    if "anticipation" in stages(cfg):
+        tables = Tables.concat([tables, Tables(forecasts=_anticipate(ref, cfg, tables))])
     return tables.validated(where=str(ref.path))
 
 
@@ -182,6 +193,112 @@ def _detect(ref: VideoRef, cfg: RunConfig, pose_boxes: pd.DataFrame | None, sour
         raise StageError("detection", str(exc)) from None
 
 
+def _check_temporal(cfg: RunConfig) -> None:
+    if cfg.temporal.model is None:
+        raise StageError("temporal", "temporal.model is not set: give the model.pt written by `videoact train "
+                                     "configs/temporal/...` (temporal.model=PATH)")
+    if not cfg.pose.enabled:
+        raise StageError("temporal", "the temporal heads read the pose stage's skeletons: set pose.enabled=true")
+
+
+@functools.lru_cache(maxsize=2)
+def _temporal_model(ref: str) -> tuple[Any, dict[str, Any]]:
+    from videoact.train.temporal import load_temporal_model
+
+    return load_temporal_model(ref)
+
+
+def _temporal(ref: VideoRef, cfg: RunConfig, track: Any, fps: float, n_frames: int, source: str) -> pd.DataFrame:
+    """``segmentation`` / ``localization`` segments of one whole video from its pose track."""
+    from videoact.heads.recognition.skeleton import track_on_grid
+    from videoact.train.temporal import predict_video
+
+    try:
+        model, meta = _temporal_model(cfg.temporal.model)
+        grid_s = float(meta["grid_s"])
+        keypoints = track_on_grid(track, layout=meta["layout"], grid_s=grid_s,
+                                  duration_s=n_frames / fps if fps else None)  # (M, S, V, C)
+        cache = Path(cfg.runner.cache_dir) / "temporal" if cfg.runner.cache_dir else None
+        rows = predict_video(model, meta, keypoints, video_id=ref.video_id, fps=1.0 / grid_s, step_frames=1,
+                             n_frames=keypoints.shape[1], cache_dir=cache, source=f"{meta['head']}@{source}")
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise StageError("temporal", str(exc)) from None
+    if len(rows) and fps:  # the model ran on its grid: frames at the video's rate
+        rows = rows.assign(fps=fps, frame_start=(rows["t_start_s"] * fps).round().astype("int64"),
+                           frame_end=(rows["t_end_s"] * fps).round().astype("int64").clip(upper=n_frames))
+    return rows
+
+
+def _check_anticipation(cfg: RunConfig) -> None:
+    if "recognition" not in stages(cfg):
+        raise StageError("anticipation", "anticipation reads the recognition stage's actions: enable recognition "
+                                         "(recognition.enabled=true, and pose.enabled=true for a skeleton model)")
+    ac = cfg.anticipation
+    if ac.backend == "action_lm" and ac.checkpoint is None:
+        raise StageError("anticipation", "anticipation.checkpoint is not set: give the action_lm.pt written by "
+                                         "`videoact train configs/anticipation/action_lm_epic55.yaml`")
+
+
+@functools.lru_cache(maxsize=2)
+def _forecaster(ac: AnticipationConfig) -> tuple[Any, Any, Any, Any]:
+    """(backend, vocabulary, action map, example bank) of an anticipation config, loaded once per process."""
+    from videoact.heads.anticipation.data import ego4d_vocab, epic55_vocab
+    from videoact.heads.anticipation.head import backend_from_config, read_action_map
+
+    backend = backend_from_config(ac)
+    if ac.vocab_file is not None:
+        path = Path(ac.vocab_file)
+        vocab = ego4d_vocab(path) if path.suffix == ".json" else epic55_vocab(path)
+    elif getattr(backend, "vocab", None) is not None:
+        vocab = backend.vocab
+    else:
+        raise ValueError(f"backend {ac.backend} has no vocabulary of its own: set anticipation.vocab_file (an "
+                         "EPIC-55 folder or an Ego4D fho_lta_taxonomy.json)")
+    return backend, vocab, None if ac.action_map is None else read_action_map(ac.action_map), _examples(ac, vocab)
+
+
+def _examples(ac: AnticipationConfig, vocab: Any) -> Any:
+    """The in-context example bank of a text backend (None: zero-shot prompts)."""
+    pc = ac.prompt
+    if ac.backend == "action_lm" or pc.examples_from is None or pc.n_examples <= 0:
+        return None
+    import numpy as np
+
+    from videoact.heads.anticipation.data import action_sequences, make_samples, read_ego4d_lta, read_epic55
+    from videoact.heads.anticipation.prompting import ExampleBank
+    from videoact.llm.constraint import ActionConstraint
+
+    path = Path(pc.examples_from)
+    if path.suffix == ".json":
+        if ac.vocab_file is None:
+            raise ValueError("anticipation.prompt.examples_from is an Ego4D json: set anticipation.vocab_file to its "
+                             "fho_lta_taxonomy.json")
+        tables = read_ego4d_lta(path, ac.vocab_file)
+    else:
+        tables = read_epic55(path)
+    samples = make_samples(action_sequences(tables), n_observed=ac.n_observed, z=ac.z)
+    if not len(samples):
+        raise ValueError(f"{path}: no history of {ac.n_observed} + {ac.z} actions for in-context examples")
+    keep = np.unique(np.linspace(0, len(samples) - 1, min(pc.max_examples, len(samples))).astype(int))
+    return ExampleBank.from_samples(samples[keep], ActionConstraint(vocab, z=ac.z))
+
+
+def _anticipate(ref: VideoRef, cfg: RunConfig, tables: Tables) -> pd.DataFrame:
+    """``forecasts`` of one video: its recognised actions (top-1 windows merged into actions) -> K x Z actions."""
+    from videoact.heads.anticipation.head import forecast_video, observed_actions
+
+    _check_anticipation(cfg)
+    try:
+        backend, vocab, action_map, bank = _forecaster(cfg.anticipation)
+        segments = Tables(segments=tables.segments).validated(where=str(ref.path)).segments
+        seen = observed_actions(segments, vocab, action_map=action_map, min_score=cfg.anticipation.min_score,
+                                where=str(ref.path))
+        return forecast_video(Tables(segments=seen), cfg.anticipation, backend=backend, vocab=vocab,
+                              bank=bank).forecasts
+    except (FileNotFoundError, ValueError, KeyError, ImportError, schema.AnnotationError) as exc:
+        raise StageError("anticipation", str(exc)) from None
+
+
 def _poses(ref: VideoRef, cfg: RunConfig, progress: bool) -> Any:
     from videoact.decode.source import VideoSource
     from videoact.features.pose import build_pose_backend, extract_poses
@@ -210,6 +327,14 @@ def label_tables(cfg: RunConfig) -> pd.DataFrame | None:
             raise StageError("recognition", str(exc)) from None
         parts.append(pd.DataFrame({"label_space": clf.label_space, "id": range(len(clf.classes)),
                                    "name": list(clf.classes)}))
+    if "temporal" in stages(cfg):
+        _check_temporal(cfg)
+        try:
+            meta = _temporal_model(cfg.temporal.model)[1]
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise StageError("temporal", str(exc)) from None
+        parts.append(pd.DataFrame({"label_space": meta["label_space"], "id": range(len(meta["classes"])),
+                                   "name": list(meta["classes"])}))
     if "detection" in stages(cfg):
         _check_detection(cfg)
         try:
@@ -218,5 +343,11 @@ def label_tables(cfg: RunConfig) -> pd.DataFrame | None:
             raise StageError("detection", str(exc)) from None
         parts.append(pd.DataFrame({"label_space": det.label_space, "id": list(det.class_ids),
                                    "name": list(det.class_names)}))
+    if "anticipation" in stages(cfg):
+        _check_anticipation(cfg)
+        try:
+            parts.append(_forecaster(cfg.anticipation)[1].labels())
+        except (FileNotFoundError, ValueError, KeyError, ImportError) as exc:
+            raise StageError("anticipation", str(exc)) from None
     return pd.concat(parts, ignore_index=True) if parts else None
 

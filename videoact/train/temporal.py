@@ -2,8 +2,9 @@
 
 Two trainers share the data and the feature sequences:
 
-* ``segmentation`` (``train_segmentation``): ``mstcn`` over cached feature sequences, or ``lac`` (a skeleton
-  encoder fine-tuned end to end on chunks of joints, with a frame-wise classifier);
+* ``segmentation`` (``train_segmentation``): ``mstcn`` over cached feature sequences, ``lac`` (a skeleton
+  encoder fine-tuned end to end on chunks of joints, with a frame-wise classifier), or ``asrf`` (``lac`` plus an
+  action-boundary branch; segments cut at the predicted boundaries take one label each, ``ASRFConfig``);
 * ``localization`` (``train_localization``): the ActionFormer-style detector over the same features (``csa``
   option for class-semantics attention).
 
@@ -29,6 +30,7 @@ probability.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -101,10 +103,12 @@ class TemporalOptimConfig:
 
 @dataclass(frozen=True)
 class SegmentationModelConfig:
-    name: Literal["mstcn", "lac"] = doc("mstcn (over feature sequences) or lac (end-to-end skeleton encoder)",
-                                        default="mstcn")
+    name: Literal["mstcn", "lac", "asrf"] = doc(
+        "mstcn (over feature sequences), lac (end-to-end skeleton encoder) or asrf (lac + boundary branch)",
+        default="mstcn")
     options: dict[str, Any] = field(default_factory=dict, metadata={
-        "doc": "builder keywords (mstcn: stages, layers, channels, dropout, input_dropout; lac: dropout)"})
+        "doc": "builder keywords (mstcn: stages, layers, channels, dropout, input_dropout; lac: dropout; asrf: "
+               "dropout, channels, layers, boundary_dropout)"})
     smooth_weight: float = doc("weight of the truncated-MSE smoothing loss (MS-TCN: 0.15)", default=0.15)
     tau: float = doc("truncation of the smoothing loss (MS-TCN: 4)", default=4.0)
     upsample: Literal["repeat", "linear"] = doc(
@@ -127,6 +131,21 @@ class LACInputConfig:
 
 
 @dataclass(frozen=True)
+class ASRFConfig:
+    """The ``asrf`` head's boundary loss and decoding (``heads.segmentation.asrf``); inputs as ``lac``."""
+
+    boundary_weight: float = doc("weight of the boundary BCE next to the class loss", default=1.0)
+    threshold: float = doc("a boundary is a local maximum of the boundary probability at least this high",
+                           default=0.5)
+    min_distance: int = doc("boundaries at least this many LAC steps apart (and from the start)", default=5)
+    segment_classifier: str | None = doc(
+        "skeleton recognizer (builtin:NAME or a model.pt, same classes) that classifies every decoded segment "
+        "whole; null: the segment's mean frame-wise probability only", default=None)
+    segment_weight: float = doc("weight of the whole-segment classifier in the blend with the mean frame-wise "
+                                "probability (0: mean only, 1: classifier only)", default=0.5)
+
+
+@dataclass(frozen=True)
 class SegmentationTrainConfig:
     """What ``train_segmentation`` (``videoact train``, ``trainer: segmentation``) reads."""
 
@@ -134,6 +153,7 @@ class SegmentationTrainConfig:
     features: SequenceFeatureConfig = field(default_factory=SequenceFeatureConfig)
     model: SegmentationModelConfig = field(default_factory=SegmentationModelConfig)
     lac: LACInputConfig = field(default_factory=LACInputConfig)
+    asrf: ASRFConfig = field(default_factory=ASRFConfig)
     optim: TemporalOptimConfig = field(default_factory=TemporalOptimConfig)
     output: Path = field(default=Path("runs/temporal/segmentation"),
                          metadata={"doc": "folder for checkpoints and results"})
@@ -399,13 +419,18 @@ class _Loop:
         return bool(self.o.eval_every and self.epoch % self.o.eval_every == 0 and self.epoch < self.o.epochs)
 
 
+_GRID_S = {"utkinect_untrimmed": 2 / 30, "nw_ucla_concat": 1 / 30}  # the protocols' grids (untrimmed.py)
+
+
 def save_temporal_model(path: Path, model: nn.Module, *, task: str, head: str, head_kwargs: dict[str, Any],
                         bench: UntrimmedBenchmark, spec: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """The inference checkpoint: weights + plain data (``torch.load(weights_only=True)``)."""
     _save_atomic({"format": CHECKPOINT_FORMAT, "task": task, "head": head, "head_kwargs": head_kwargs,
                   "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
                   "classes": list(bench.classes), "background": bench.background, "layout": bench.layout,
-                  "label_space": bench.name, "protocol": bench.protocol, "spec": spec, "metrics": metrics}, Path(path))
+                  "label_space": bench.name, "protocol": bench.protocol, "spec": spec, "metrics": metrics,
+                  # seconds per input step: a video run samples its poses on this grid
+                  "grid_s": bench.train[0].step_frames / bench.fps}, Path(path))
     return Path(path)
 
 
@@ -422,13 +447,15 @@ def load_temporal_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError(f"{path}: not a videoact temporal checkpoint (format {CHECKPOINT_FORMAT!r}); write one with "
                          "`videoact train configs/temporal/...`")
     kwargs = dict(state["head_kwargs"])
-    if state["head"] == "lac":
+    if state["head"] in ("lac", "asrf"):
         kwargs["pretrained"] = None  # the weights below replace the starting checkpoint
     build = build_segmentation_head if state["task"] == "segmentation" else build_localization_head
     model = build(state["head"], **kwargs)
     model.load_state_dict(state["state_dict"])
     model.eval()
-    return model, {k: v for k, v in state.items() if k != "state_dict"}
+    meta = {k: v for k, v in state.items() if k != "state_dict"}
+    meta.setdefault("grid_s", _GRID_S.get(str(meta.get("label_space")), 1 / 30))  # checkpoints before grid_s
+    return model, meta
 
 
 # ---------------------------------------------------------------------------------------- segmentation
@@ -454,11 +481,16 @@ def lac_inputs(keypoints: np.ndarray, step: int) -> np.ndarray:
 
 def segmentation_frame_probs(model: nn.Module, head: str, x: np.ndarray, *, frames_per_step: int, n_frames: int,
                              upsample: Literal["repeat", "linear"] = "repeat", layout: str = "kinect20",
-                             lac: LACInputConfig | None = None) -> np.ndarray:
+                             lac: LACInputConfig | None = None, asrf: ASRFConfig | None = None,
+                             classes: Sequence[str] = ()) -> np.ndarray:
     """(n_frames, K) class probabilities of one video: ``x`` is its standardised features (mstcn) or its
-    ``lac_inputs`` joints (lac); ``frames_per_step`` video frames per output step."""
+    ``lac_inputs`` joints (lac, asrf); ``frames_per_step`` video frames per output step. ``asrf``: every frame
+    holds the probabilities of its decoded segment (``asrf_step_probs``)."""
     model.eval()
-    if head == "mstcn":
+    if head == "asrf":
+        p = asrf_step_probs(model, x, layout=layout, lac=lac or LACInputConfig(), asrf=asrf or ASRFConfig(),
+                            classes=classes)
+    elif head == "mstcn":
         with torch.no_grad():
             p = model.probabilities(torch.from_numpy(x).T[None])[0].T.numpy()  # (S, K)
     elif head == "lac":
@@ -469,6 +501,37 @@ def segmentation_frame_probs(model: nn.Module, head: str, x: np.ndarray, *, fram
     else:
         raise ValueError(f"unknown segmentation head {head!r}")
     return steps_to_frames(p, frames_per_step=frames_per_step, n_frames=n_frames, mode=upsample)
+
+
+@functools.lru_cache(maxsize=4)
+def _segment_recognizer(ref: str, classes: tuple[str, ...]) -> Any:
+    from videoact.heads.recognition.skeleton import load_recognizer
+
+    clf = load_recognizer(ref)
+    if tuple(clf.classes) != classes:
+        raise ValueError(f"asrf.segment_classifier {ref}: its classes {list(clf.classes)} are not the head's "
+                         f"{list(classes)}; use a recognizer of the same label space or set it to null")
+    return clf
+
+
+def asrf_step_probs(model: nn.Module, x: np.ndarray, *, layout: str, lac: LACInputConfig, asrf: ASRFConfig,
+                    classes: Sequence[str], raw: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(S, K) refined probabilities of one video's ``lac_inputs`` joints ``x``: boundary peaks cut the video into
+    segments, each segment holds its mean class probability, blended with the whole-segment recognizer's.
+    ``raw``: the (class, boundary) step probabilities when already computed (``predict_asrf_chunks``)."""
+    from videoact.heads.segmentation.asrf import decode_segments, predict_asrf_chunks, refine
+
+    probs, bnd = raw if raw is not None else predict_asrf_chunks(
+        model, x, chunk=lac.chunk, layout=layout, center_joint=lac.center_joint)  # type: ignore[arg-type]
+    starts = decode_segments(bnd, threshold=asrf.threshold, min_distance=asrf.min_distance)
+    seg_fn = None
+    if asrf.segment_classifier and asrf.segment_weight > 0:
+        clf = _segment_recognizer(asrf.segment_classifier, tuple(classes))
+
+        def seg_fn(spans: list[tuple[int, int]]) -> np.ndarray:
+            return clf.predict_proba([x[:, a:b] for a, b in spans])
+
+    return refine(probs, starts, segment_probs=seg_fn, segment_weight=asrf.segment_weight)
 
 
 def detect_instances(model: nn.Module, x: np.ndarray, *, frames_per_step: int, actions: Sequence[int],
@@ -500,11 +563,12 @@ def predict_video(model: nn.Module, meta: dict[str, Any], keypoints: np.ndarray,
     spec, classes, head = meta["spec"], meta["classes"], meta["head"]
     n_frames = n_frames or keypoints.shape[1] * step_frames
     label_space = str(meta.get("label_space", "temporal"))
-    if head == "lac":
+    if head in ("lac", "asrf"):
         lac = LACInputConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["lac"].items()})
+        asrf = ASRFConfig(**spec["asrf"]) if head == "asrf" else None
         probs = segmentation_frame_probs(model, head, lac_inputs(keypoints, lac.step), n_frames=n_frames,
                                          frames_per_step=step_frames * lac.step, upsample=spec["upsample"],
-                                         layout=meta["layout"], lac=lac)
+                                         layout=meta["layout"], lac=lac, asrf=asrf, classes=classes)
         return segmentation_rows(probs, video_id=video_id, fps=fps, classes=classes, label_space=label_space,
                                  source=source)
     f = SequenceFeatureConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["features"].items()})
@@ -526,6 +590,7 @@ def predict_video(model: nn.Module, meta: dict[str, Any], keypoints: np.ndarray,
 def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
     """Train a segmentation head, evaluate it on the test side and save ``<output>/model.pt``."""
     from videoact.heads.segmentation import build_segmentation_head
+    from videoact.heads.segmentation.asrf import asrf_loss, boundary_targets
     from videoact.heads.segmentation.lac import prepare_chunk
     from videoact.heads.segmentation.mstcn import mstcn_loss
 
@@ -543,15 +608,18 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
                     steps_per_feature=cfg.features.stride)
         per_step = cfg.features.stride
         steps_per_epoch = math.ceil(len(bench.train) / o.batch_size)
-    elif mcfg.name == "lac":
+    elif mcfg.name in ("lac", "asrf"):
         head_kwargs = {"num_classes": k, "layout": bench.layout, "pretrained": lcfg.pretrained, **mcfg.options}
+        if mcfg.name == "asrf":
+            head_kwargs.setdefault("center_joint", lcfg.center_joint or "spine")
+            spec.update(asrf=to_dict(cfg.asrf))
         spec.update(lac=to_dict(lcfg))
         per_step = lcfg.step
         inputs = {s.name: lac_inputs(s.keypoints, lcfg.step) for s in bench.train + bench.test}
         n_chunks = sum(math.ceil(inputs[s.name].shape[1] / lcfg.chunk) for s in bench.train)
         steps_per_epoch = math.ceil(n_chunks / o.batch_size)
     else:
-        raise ValueError(f"model.name must be mstcn or lac, got {mcfg.name!r}")
+        raise ValueError(f"model.name must be mstcn, lac or asrf, got {mcfg.name!r}")
     model = build_segmentation_head(mcfg.name, **head_kwargs)
     if "pretrained" in head_kwargs:
         head_kwargs = {**head_kwargs, "encoder_kwargs": _encoder_kwargs(head_kwargs["pretrained"])}
@@ -560,7 +628,12 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
 
     def frame_probs(s: UntrimmedSequence) -> np.ndarray:
         return segmentation_frame_probs(model, mcfg.name, inputs[s.name], frames_per_step=s.step_frames * per_step,
-                                        n_frames=s.n_frames, upsample=mcfg.upsample, layout=bench.layout, lac=lcfg)
+                                        n_frames=s.n_frames, upsample=mcfg.upsample, layout=bench.layout, lac=lcfg,
+                                        asrf=cfg.asrf, classes=bench.classes)
+
+    bounds = {s.name: boundary_targets(s.step_labels(per_step), [round(a / (s.step_frames * per_step))
+                                                                 for _, a, _ in s.segments])
+              for s in bench.train} if mcfg.name == "asrf" else None
 
     gt = segmentation_ground_truth(bench, bench.test)
     source = f"{mcfg.name}@{fingerprint(cfg)}"
@@ -583,15 +656,21 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
                 loop.step(loss)
                 losses.append(loss.item())
         else:
-            samples = _lac_samples(bench.train, inputs, lcfg, per_step, rng)
+            samples = _lac_samples(bench.train, inputs, lcfg, per_step, rng, bounds)
             for lo in range(0, len(samples), o.batch_size):
                 part = samples[lo:lo + o.batch_size]
-                x = torch.from_numpy(np.stack([prepare_chunk(c, layout=bench.layout, center_joint=lcfg.center_joint,
+                x = torch.from_numpy(np.stack([prepare_chunk(c[0], layout=bench.layout, center_joint=lcfg.center_joint,
                                                              rng=rng, rotate_degrees=lcfg.rotate_degrees,
-                                                             scale=lcfg.scale) for c, _ in part]))
-                y = torch.from_numpy(np.stack([lab for _, lab in part]))
-                mask = torch.ones_like(y, dtype=torch.bool)
-                loss = mstcn_loss(model(x)[None], y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
+                                                             scale=lcfg.scale) for c in part]))
+                y = torch.from_numpy(np.stack([c[1] for c in part]))
+                if mcfg.name == "asrf":
+                    logits, blogits = model(x)
+                    loss = asrf_loss(logits, blogits, y, torch.from_numpy(np.stack([c[2] for c in part])),
+                                     tau=mcfg.tau, smooth_weight=mcfg.smooth_weight,
+                                     boundary_weight=cfg.asrf.boundary_weight)
+                else:
+                    mask = torch.ones_like(y, dtype=torch.bool)
+                    loss = mstcn_loss(model(x)[None], y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
                 loop.step(loss)
                 losses.append(loss.item())
         stop = loop.end_epoch(losses, time.perf_counter() - t0)
@@ -634,22 +713,25 @@ def _pad_steps(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> tuple[torc
 
 
 def _lac_samples(seqs: Sequence[UntrimmedSequence], inputs: dict[str, np.ndarray], lcfg: LACInputConfig,
-                 per_step: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of (chunk joints, chunk labels), shuffled: each video tiled by chunks from a random offset, the
-    first and last chunk clamped inside the video, so every step is seen about equally often (uniformly random
-    starts would under-sample the first and last ``chunk`` steps)."""
-    out = []
+                 per_step: int, rng: np.random.Generator,
+                 boundaries: dict[str, np.ndarray] | None = None) -> list[tuple[np.ndarray, ...]]:
+    """One epoch of (chunk joints, chunk labels[, chunk boundary targets]), shuffled: each video tiled by chunks
+    from a random offset, the first and last chunk clamped inside the video, so every step is seen about equally
+    often (uniformly random starts would under-sample the first and last ``chunk`` steps)."""
+    out: list[tuple[np.ndarray, ...]] = []
     c = lcfg.chunk
     for s in seqs:
         x, lab = inputs[s.name], s.step_labels(per_step)
+        bnd = None if boundaries is None else boundaries[s.name]
         n = x.shape[1]
         if n < c:
             x = np.concatenate([x, np.repeat(x[:, -1:], c - n, axis=1)], axis=1)
             lab = np.concatenate([lab, np.repeat(lab[-1:], c - n)])
+            bnd = None if bnd is None else np.concatenate([bnd, np.zeros(c - n, bnd.dtype)])
             n = c
         for a in range(-int(rng.integers(0, c)), n, c):
             a = min(max(a, 0), n - c)
-            out.append((x[:, a:a + c], lab[a:a + c]))
+            out.append((x[:, a:a + c], lab[a:a + c]) + (() if bnd is None else (bnd[a:a + c],)))
     return [out[i] for i in rng.permutation(len(out))]
 
 

@@ -20,9 +20,10 @@ Differences from EVAD's released code (``projects/evad/models/vit_model.py``), o
   only ``H'·W' x N`` extra logits next to the fused attention; ``keyframe_query_weight=w`` reproduces EVAD's
   scoring (all queries, keyframe rows times ``w``) at the price of materialising the full attention matrix
   in the dropout blocks.
-* EVAD applies the rate to all tokens and subtracts the keyframe tokens (``ceil(rate·N) - H'·W'``); here the
-  rate applies to the non-keyframe tokens, so the same preset keeps more tokens (ViT-B, 16x224²: 960/672/470
-  non-keyframe tokens after the three dropout layers, against EVAD's 902/573/343).
+* EVAD applies the rate to all tokens and subtracts the keyframe tokens (``ceil(rate·N) - H'·W'``); by
+  default the rate applies to the non-keyframe tokens here, so the same preset keeps more tokens (ViT-B,
+  16x224²: 960/672/470 non-keyframe tokens after the three dropout layers, against EVAD's 902/573/343).
+  ``keep_rule="evad"`` counts as EVAD does (use it with EVAD's checkpoints).
 * EVAD keeps tokens keyframe-first; ``BackboneOutput`` returns them sorted by grid position.
 """
 
@@ -76,9 +77,21 @@ def resize_pos_embed(pos: torch.Tensor, old: tuple[int, int, int], new: tuple[in
     return x.permute(0, 2, 3, 1).reshape(1, -1, d)
 
 
-def keep_count(rate: float, n: int) -> int:
-    """Non-keyframe tokens kept of ``n``: ``floor(rate·n + 0.5)``, i.e. round half up."""
-    return min(n, max(0, math.floor(rate * n + 0.5)))
+KeepRule = Literal["non_keyframe", "evad"]
+
+
+def keep_count(rate: float, n: int, *, n_key: int = 0, rule: KeepRule = "non_keyframe") -> int:
+    """Non-keyframe tokens kept of ``n`` (with ``n_key`` keyframe tokens beside them).
+
+    ``non_keyframe``: ``floor(rate·n + 0.5)`` (round half up); ``evad``: EVAD's ``ceil(rate·(n + n_key)) - n_key``.
+    """
+    if rule == "evad":
+        k = math.ceil(rate * (n + n_key)) - n_key
+    elif rule == "non_keyframe":
+        k = math.floor(rate * n + 0.5)
+    else:
+        raise ValueError(f"keep_rule must be 'non_keyframe' or 'evad', got {rule!r}")
+    return min(n, max(0, k))
 
 
 def resolve_keep_rates(keep_rates: Sequence[float] | str | None, depth: int) -> tuple[float, ...]:
@@ -190,6 +203,7 @@ class VideoViT(nn.Module):
         layer_scale: float | None = None,  # timm LayerScale init (VideoMAE's init_values); None: no layer scale
         keep_rates: Sequence[float] | str | None = None,  # one per block, or a preset name ("evad")
         keyframe_query_weight: float | None = None,  # None: keyframe queries score; w: EVAD's all-query scoring
+        keep_rule: KeepRule = "non_keyframe",  # what a keep rate counts (module docstring)
         pos_embed: PosEmbed = "sincos",  # sincos: fixed, not in the state dict
         num_classes: int = 0,  # 0: no classifier, forward_head returns pooled features
     ) -> None:
@@ -201,6 +215,8 @@ class VideoViT(nn.Module):
         self.dim, self.depth, self.patch_size, self.tubelet = dim, depth, patch_size, tubelet
         self.grid = (num_frames // tubelet, h // patch_size, w // patch_size)
         self.keep_rates = resolve_keep_rates(keep_rates, depth)
+        keep_count(1.0, 1, rule=keep_rule)  # checks the name
+        self.keep_rule = keep_rule
         self.keyframe_query_weight = keyframe_query_weight
         self.num_classes = num_classes
 
@@ -228,10 +244,11 @@ class VideoViT(nn.Module):
 
     def keep_plan(self, grid: tuple[int, int, int]) -> list[int | None]:
         """Per block: non-keyframe tokens kept after it, or None where it keeps everything."""
-        n = (grid[0] - 1) * grid[1] * grid[2]
+        n_key = grid[1] * grid[2]
+        n = (grid[0] - 1) * n_key
         plan: list[int | None] = []
         for rate in self.keep_rates:
-            k = keep_count(rate, n) if rate < 1 else n
+            k = keep_count(rate, n, n_key=n_key, rule=self.keep_rule) if rate < 1 else n
             plan.append(None if k == n else k)
             n = k
         return plan
@@ -301,29 +318,33 @@ def _init_weights(m: nn.Module) -> None:
 @register_backbone
 def build_vit_s16(*, img_size: int = 224, num_frames: int = 16, tubelet: int = 2, drop_path: float = 0.0,
                   keep_rates: Sequence[float] | str | None = None, pos_embed: PosEmbed = "sincos", num_classes: int = 0,
-                  keyframe_query_weight: float | None = None, layer_scale: float | None = None) -> VideoViT:
+                  keyframe_query_weight: float | None = None, layer_scale: float | None = None,
+                  keep_rule: KeepRule = "non_keyframe") -> VideoViT:
     """ViT-S/16 (384 wide, 12 blocks, 6 heads), VideoMAE's ``vit_small_patch16_224``."""
     return VideoViT(dim=384, depth=12, num_heads=6, img_size=img_size, num_frames=num_frames, tubelet=tubelet,
                     drop_path=drop_path, keep_rates=keep_rates, pos_embed=pos_embed, num_classes=num_classes,
-                    keyframe_query_weight=keyframe_query_weight, layer_scale=layer_scale)
+                    keyframe_query_weight=keyframe_query_weight, layer_scale=layer_scale, keep_rule=keep_rule)
 
 
 @register_backbone
 def build_vit_b16(*, img_size: int = 224, num_frames: int = 16, tubelet: int = 2, drop_path: float = 0.0,
                   keep_rates: Sequence[float] | str | None = None, pos_embed: PosEmbed = "sincos", num_classes: int = 0,
-                  keyframe_query_weight: float | None = None, layer_scale: float | None = None) -> VideoViT:
+                  keyframe_query_weight: float | None = None, layer_scale: float | None = None,
+                  keep_rule: KeepRule = "non_keyframe") -> VideoViT:
     """ViT-B/16 (768 wide, 12 blocks, 12 heads), VideoMAE's ``vit_base_patch16_224``; EVAD's backbone."""
     return VideoViT(dim=768, depth=12, num_heads=12, img_size=img_size, num_frames=num_frames, tubelet=tubelet,
                     drop_path=drop_path, keep_rates=keep_rates, pos_embed=pos_embed, num_classes=num_classes,
-                    keyframe_query_weight=keyframe_query_weight, layer_scale=layer_scale)
+                    keyframe_query_weight=keyframe_query_weight, layer_scale=layer_scale, keep_rule=keep_rule)
 
 
 @register_backbone
 def build_vit_tiny(*, img_size: int = 64, num_frames: int = 8, tubelet: int = 2, drop_path: float = 0.0,
                    keep_rates: Sequence[float] | str | None = None, pos_embed: PosEmbed = "sincos",
                    num_classes: int = 0, keyframe_query_weight: float | None = None,
-                   layer_scale: float | None = None, patch_size: int = 16) -> VideoViT:
+                   layer_scale: float | None = None, patch_size: int = 16,
+                   keep_rule: KeepRule = "non_keyframe") -> VideoViT:
     """A 64-wide, 4-block, 2-head ViT for tests and smoke runs (not a published model)."""
     return VideoViT(dim=64, depth=4, num_heads=2, img_size=img_size, patch_size=patch_size, num_frames=num_frames,
                     tubelet=tubelet, drop_path=drop_path, keep_rates=keep_rates, pos_embed=pos_embed,
-                    num_classes=num_classes, keyframe_query_weight=keyframe_query_weight, layer_scale=layer_scale)
+                    num_classes=num_classes, keyframe_query_weight=keyframe_query_weight, layer_scale=layer_scale,
+                    keep_rule=keep_rule)

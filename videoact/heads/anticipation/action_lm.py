@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,25 @@ def evaluate_loss(model: ActionLM, s: LTASamples, *, batch_size: int = 512) -> f
     return total / max(1, len(s))
 
 
+def warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps`` (the LM trainers' schedule)."""
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
+def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index batches over ``n`` samples forever, reshuffled each epoch (a short last batch is skipped)."""
+    bs = min(batch_size, n)
+    while True:
+        order = rng.permutation(n)
+        for pos in range(0, n - bs + 1, bs):
+            yield order[pos:pos + bs]
+
+
 def fit_action_lm(model: ActionLM, train: LTASamples, optim_cfg: Any, *, val: LTASamples | None = None) -> list[float]:
     """Train ``model`` in place; returns the logged (smoothed) training losses."""
     o = optim_cfg
@@ -159,22 +178,12 @@ def fit_action_lm(model: ActionLM, train: LTASamples, optim_cfg: Any, *, val: LT
     gen = torch.Generator().manual_seed(o.seed)
     rng = np.random.default_rng(o.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-
-    def lr_at(step: int) -> float:
-        if step < o.warmup:
-            return (step + 1) / o.warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - o.warmup) / max(1, o.steps - o.warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
     losses, running, t0 = [], None, time.perf_counter()
-    order = rng.permutation(len(train))
-    pos, bs = 0, min(o.batch_size, len(train))
+    batches = shuffled_batches(len(train), o.batch_size, rng)
     model.train()
     for step in range(o.steps):
-        if pos + bs > len(order):
-            order, pos = rng.permutation(len(train)), 0
-        idx = order[pos:pos + bs]
-        pos += bs
+        idx = next(batches)
         loss = _batch_loss(model, train, idx, smoothing=o.label_smoothing, hide=o.history_dropout, gen=gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()

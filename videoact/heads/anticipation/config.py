@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from videoact.config import doc
+# The forecasting head's config is a stage of `videoact run`, so it lives with the other stage configs.
+from videoact.config import AnticipationConfig, PromptConfig, doc
 
 
 @dataclass(frozen=True)
@@ -66,38 +67,44 @@ class ActionLMTrainConfig:
 
 
 @dataclass(frozen=True)
-class PromptConfig:
-    mode: Literal["bottom_up", "top_down"] = doc(
-        "bottom_up: observed actions -> future actions; top_down (AntGPT): infer the goal first, then plan",
-        default="bottom_up")
-    n_examples: int = doc("in-context examples per prompt (0: zero-shot)", default=4)
-    mmr_lambda: float = doc("Maximal Marginal Relevance trade-off: 1 = most similar, 0 = most diverse",
-                            default=0.7)
-    mmr_pool: int = doc("nearest neighbours the MMR selection picks from", default=32)
+class TextLMModelConfig:
+    """Size of a ``base: scratch`` Llama (ignored when fine-tuning a local model)."""
+
+    vocab_size: int = doc("byte-level BPE vocabulary trained on the training text", default=1024)
+    hidden_size: int = doc("model width", default=128)
+    intermediate_size: int = doc("MLP width", default=384)
+    n_layers: int = doc("decoder layers", default=2)
+    n_heads: int = doc("attention heads", default=4)
+    dropout: float = doc("attention dropout", default=0.0)
 
 
 @dataclass(frozen=True)
-class AnticipationConfig:
-    """The anticipation head: recognised actions of a video -> ``forecasts`` rows."""
+class TextLMOptimConfig:
+    steps: int = doc("optimiser steps", default=1000)
+    batch_size: int = doc("samples per step", default=32)
+    lr: float = doc("peak AdamW learning rate (linear warm-up, cosine decay)", default=2e-3)
+    weight_decay: float = doc("AdamW weight decay", default=0.01)
+    warmup: int = doc("warm-up steps", default=100)
+    val_samples: int = doc("held-out samples for the completion loss after training", default=500)
+    seed: int = doc("torch seed and sample order", default=0)
+    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
+    log_every: int = doc("log the training loss every this many steps", default=100)
 
-    backend: Literal["action_lm", "transformers", "http", "llamacpp"] = doc(
-        "who generates the candidates (the n-gram / most-frequent baselines are fitted in scripts/bench_lta.py)",
-        default="action_lm")
-    checkpoint: Path | None = field(default=None, metadata={"doc": "action_lm: checkpoint from train_action_lm"})
-    model: str = doc("transformers: local path or id; llamacpp: .gguf path; http: the server's model name",
-                     default="")
-    url: str = doc("http: base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1", default="")
-    http_constraint: Literal["json_schema", "json_object", "grammar", "regex", "none"] = doc(
-        "http: how the vocabulary constraint is sent (json_object: llama-cpp-python; grammar: llama.cpp GBNF; "
-        "regex: vLLM)", default="json_schema")
-    vocab: str = doc("label space prefix of the verb/noun ids in segments (epic55, ego4d_lta_v1, ...)",
-                     default="epic55")
-    n_observed: int = doc("observed actions per forecast (fewer are padded for the action LM)", default=8)
-    z: int = doc("future actions per candidate", default=20)
-    k: int = doc("candidates per forecast", default=5)
-    anchors: Literal["last", "all"] = doc("forecast after the last recognised action, or after every one",
-                                          default="last")
-    temperature: float = doc("sampling temperature of candidates 2..K (candidate 1 is greedy for the action LM; "
-                             "0.5 is best on EPIC-55 held-out, see docs/benchmarks.md)", default=0.5)
-    seed: int = doc("sampling seed", default=0)
-    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+@dataclass(frozen=True)
+class TextLMTrainConfig:
+    """What ``train_text_lm`` (``videoact train``, trainer ``text_lm``) reads."""
+
+    data: LTADataConfig = field(default_factory=LTADataConfig)
+    base: str = doc("a local transformers causal LM directory to fine-tune, or scratch: a small Llama with a BPE "
+                    "tokenizer trained here", default="scratch")
+    model: TextLMModelConfig = field(default_factory=TextLMModelConfig)
+    optim: TextLMOptimConfig = field(default_factory=TextLMOptimConfig)
+    gguf: bool = doc("also write model.gguf for the llama.cpp backend (Llama models)", default=True)
+    output: Path = field(default=Path("runs/text_lm_epic55"), metadata={
+        "doc": "directory to write (transformers model + tokenizer, videoact_text_lm.json, model.gguf)"})
+
+
+__all__ = ["ActionLMModelConfig", "ActionLMOptimConfig", "ActionLMTrainConfig", "AnticipationConfig",
+           "LTADataConfig", "PromptConfig", "TextLMModelConfig", "TextLMOptimConfig",
+           "TextLMTrainConfig"]

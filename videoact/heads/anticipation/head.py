@@ -8,6 +8,7 @@ when the backend reports a log-probability.
 
 from __future__ import annotations
 
+import difflib
 import math
 from pathlib import Path
 
@@ -41,6 +42,89 @@ def _observed_actions(tables: Tables, video_id: str) -> pd.DataFrame:
     seg = seg[(seg["video_id"] == video_id) & seg["verb_id"].notna() & seg["noun_id"].notna() & seg["flag"].isna()]
     seg = seg.assign(_pos=np.arange(len(seg))).sort_values(["t_start_s", "t_end_s", "_pos"], kind="stable")
     return seg.reset_index(drop=True)
+
+
+def read_action_map(path: str | Path) -> dict[str, tuple[str, str] | None]:
+    """``label,verb,noun`` csv -> {recognition label: (verb, noun)}, None for a class with an empty verb."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: action map not found (a csv with columns label,verb,noun)")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"label", "verb", "noun"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: action map needs columns label,verb,noun; missing {sorted(missing)}")
+    out: dict[str, tuple[str, str] | None] = {}
+    for line, (label, verb, noun) in enumerate(df[["label", "verb", "noun"]].itertuples(index=False), start=2):
+        if label in out:
+            raise ValueError(f"{path}:{line}: label {label!r} is mapped twice")
+        if bool(verb.strip()) != bool(noun.strip()):
+            raise ValueError(f"{path}:{line}: give both verb and noun for {label!r}, or neither to drop the class")
+        out[label] = (verb.strip(), noun.strip()) if verb.strip() else None
+    return out
+
+
+def _lookup(names: tuple[str, ...], name: str, what: str, where: str) -> int:
+    try:
+        return names.index(name)
+    except ValueError:
+        close = difflib.get_close_matches(name, names, n=3)
+        raise ValueError(f"{where}: {what} {name!r} is not in the vocabulary"
+                         + (f" (close: {', '.join(close)})" if close else "")) from None
+
+
+def observed_actions(segments: pd.DataFrame, vocab: ActionVocab, *,
+                     action_map: dict[str, tuple[str, str] | None] | None = None,
+                     min_score: float = 0.0, where: str = "recognition") -> pd.DataFrame:
+    """Recognition windows -> the observed actions of the anticipation head, in time order.
+
+    Rows that already carry ``verb_id`` / ``noun_id`` are used as they are. Otherwise each window's top-1 label
+    (windows below ``min_score`` skipped) is mapped to a (verb, noun) pair (``action_map``, or labels that read
+    ``"verb noun"`` in ``vocab``), and consecutive windows of one action merge into one action: a person who
+    keeps doing the same thing did one action, not one per window.
+    """
+    seg = segments[(segments["task"] == "recognition") & segments["flag"].isna()]
+    if seg["verb_id"].notna().any():
+        return seg[seg["verb_id"].notna() & seg["noun_id"].notna()].reset_index(drop=True)
+    if not len(seg):
+        return seg.reset_index(drop=True)
+    top = (seg.sort_values(["t_start_s", "t_end_s", "score"], ascending=[True, True, False], kind="stable")
+           .drop_duplicates(["video_id", "t_start_s", "t_end_s"]))
+    top = top[top["score"] >= min_score]
+    pairs: list[tuple[int, int] | None] = []
+    unknown: list[str] = []
+    for label in top["label"].astype(str):
+        if action_map is not None:
+            if label not in action_map:
+                unknown.append(label)
+                pairs.append(None)
+                continue
+            vn = action_map[label]
+        else:
+            parts = label.split()
+            if len(parts) != 2 or parts[0] not in vocab.verbs or parts[1] not in vocab.nouns:
+                unknown.append(label)
+                pairs.append(None)
+                continue
+            vn = (parts[0], parts[1])
+        pairs.append(None if vn is None else (_lookup(vocab.verbs, vn[0], "verb", where),
+                                              _lookup(vocab.nouns, vn[1], "noun", where)))
+    if unknown:
+        names = ", ".join(repr(u) for u in sorted(set(unknown))[:5])
+        raise ValueError(f"{where}: recognition labels {names} have no verb/noun in vocabulary {vocab.name!r}; give "
+                         "anticipation.action_map=<csv with label,verb,noun> (an empty verb drops a class)")
+    rows: list[dict] = []
+    for rec, pair in zip(top.to_dict("records"), pairs, strict=True):
+        if pair is None:
+            continue
+        last = rows[-1] if rows else None
+        if last is not None and (last["verb_id"], last["noun_id"]) == pair and rec["t_start_s"] <= last["t_end_s"]:
+            last["t_end_s"] = max(last["t_end_s"], rec["t_end_s"])
+            last["frame_end"] = rec["frame_end"]
+            last["score"] = max(last["score"], rec["score"])
+            continue
+        rows.append({**rec, "verb_id": pair[0], "noun_id": pair[1], "verb": vocab.verbs[pair[0]],
+                     "noun": vocab.nouns[pair[1]]})
+    return pd.DataFrame(rows, columns=seg.columns) if rows else seg.iloc[:0].reset_index(drop=True)
 
 
 def forecast_video(tables: Tables, cfg: AnticipationConfig, *, backend: LLMBackend | None = None,

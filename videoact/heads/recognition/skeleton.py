@@ -14,6 +14,7 @@ and mapped onto the model's layout with ``layouts.convert``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -83,17 +84,42 @@ def windows(t_s: np.ndarray, *, window_s: float, stride_s: float) -> list[Window
     return out
 
 
-def track_to_model_input(track: PoseTrack, clf: SkeletonClassifier) -> np.ndarray:
-    """Pose track -> ``(M, T, V, C)`` on the model's layout and coordinate frame."""
-    if clf.in_channels == 3:
-        x, _ = to_array(track, coords="world", num_persons=clf.num_persons)
+def track_keypoints(track: PoseTrack, *, layout: str, dims: int = 3, num_persons: int = 1) -> np.ndarray:
+    """Pose track -> ``(M, T, V, C)`` on ``layout``: metric Kinect camera space (``dims`` 3) or normalised image
+    coordinates (``dims`` 2), as the skeleton models were trained."""
+    if dims == 3:
+        x, _ = to_array(track, coords="world", num_persons=num_persons)
         if track.layout == "mediapipe33":
             x = x @ MEDIAPIPE_TO_KINECT.T
     else:
-        x, _ = to_array(track, coords="image_norm", num_persons=clf.num_persons)
-    if track.layout != clf.layout:
-        x = convert(x, track.layout, clf.layout)
+        x, _ = to_array(track, coords="image_norm", num_persons=num_persons)
+    if track.layout != layout:
+        x = convert(x, track.layout, layout)
     return x.astype(np.float32)
+
+
+def track_to_model_input(track: PoseTrack, clf: SkeletonClassifier) -> np.ndarray:
+    """Pose track -> ``(M, T, V, C)`` on the model's layout and coordinate frame."""
+    return track_keypoints(track, layout=clf.layout, dims=clf.in_channels, num_persons=clf.num_persons)
+
+
+def track_on_grid(track: PoseTrack, *, layout: str, grid_s: float, duration_s: float | None = None,
+                  dims: int = 3, num_persons: int = 1) -> np.ndarray:
+    """``(M, S, V, C)`` poses every ``grid_s`` seconds from 0 to ``duration_s`` (a temporal model's time grid):
+    the processed frame nearest each grid time, zeros where none lies within ``grid_s``."""
+    x = track_keypoints(track, layout=layout, dims=dims, num_persons=num_persons)  # (M, T, V, C)
+    t_s = np.asarray(track.t_s, dtype=float)
+    end = duration_s if duration_s else (float(t_s[-1]) + grid_s if len(t_s) else 0.0)
+    grid = np.arange(max(1, math.ceil(end / grid_s - 1e-9))) * grid_s
+    out = np.zeros((x.shape[0], len(grid), *x.shape[2:]), np.float32)
+    if not len(t_s):
+        return out
+    right = np.clip(np.searchsorted(t_s, grid), 1, len(t_s) - 1) if len(t_s) > 1 else np.zeros(len(grid), int)
+    left = np.maximum(right - 1, 0)
+    near = np.where(np.abs(t_s[left] - grid) <= np.abs(t_s[right] - grid), left, right)
+    ok = np.abs(t_s[near] - grid) <= grid_s
+    out[:, ok] = x[:, near[ok]]
+    return out
 
 
 def recognize_track(track: PoseTrack, clf: SkeletonClassifier, *, video_id: str, label_space: str, source: str,

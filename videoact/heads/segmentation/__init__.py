@@ -5,6 +5,8 @@
   (cross-entropy + truncated-MSE smoothing, tau 4, lambda 0.15);
 * ``lac``: ``LACSegmenter`` (a skeleton encoder fine-tuned end to end with a frame-wise classifier, no temporal
   model over features), ``predict_chunks``;
+* ``asrf``: ``ASRFSegmenter`` (the LAC class branch + an action-boundary regression branch; ASRF), ``asrf_loss``,
+  ``decode_segments`` (boundary peaks -> segments) and ``refine`` (one label per segment);
 * ``rows``: ``segmentation_rows``, ``ground_truth_rows``, ``window_votes`` (the sliding-window baseline's votes).
 
 Builders by name: ``SEGMENTATION_HEADS`` / ``build_segmentation_head``. Training: ``videoact train
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "MSTCN": "mstcn", "mstcn_loss": "mstcn", "smoothing_loss": "mstcn",
     "LACSegmenter": "lac", "build_lac": "lac", "predict_chunks": "lac", "prepare_chunk": "lac",
+    "ASRFSegmenter": "asrf", "build_asrf": "asrf", "asrf_loss": "asrf", "boundary_targets": "asrf",
+    "predict_asrf_chunks": "asrf", "decode_segments": "asrf", "refine": "asrf",
     "segmentation_rows": "rows", "ground_truth_rows": "rows", "window_votes": "rows", "runs": "rows",
 }
 
@@ -40,7 +44,14 @@ def _build_lac(**kwargs: Any) -> nn.Module:
     return build_lac(**kwargs)
 
 
-SEGMENTATION_HEADS: dict[str, Callable[..., nn.Module]] = {"mstcn": build_mstcn, "lac": _build_lac}
+def _build_asrf(**kwargs: Any) -> nn.Module:
+    from videoact.heads.segmentation.asrf import build_asrf
+
+    return build_asrf(**kwargs)
+
+
+SEGMENTATION_HEADS: dict[str, Callable[..., nn.Module]] = {"mstcn": build_mstcn, "lac": _build_lac,
+                                                           "asrf": _build_asrf}
 
 
 def build_segmentation_head(name: str, **kwargs: Any) -> nn.Module:

@@ -15,6 +15,7 @@ averaged (``predict_chunks``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -97,23 +98,35 @@ def chunk_starts(n: int, chunk: int) -> list[int]:
 
 
 @torch.no_grad()
-def predict_chunks(model: LACSegmenter, keypoints: np.ndarray, *, chunk: int, layout: str,
-                   center_joint: str | None = "spine", batch_size: int = 16) -> np.ndarray:
-    """(M, S, V, C) joints of a whole video -> (S, K) step probabilities (overlapping chunks averaged)."""
-    model.eval()
+def average_over_chunks(keypoints: np.ndarray, fn: Callable[[torch.Tensor], list[np.ndarray]], *, chunk: int,
+                        layout: str, center_joint: str | None = "spine", batch_size: int = 16) -> list[np.ndarray]:
+    """Run ``fn`` on the half-overlapping chunks of a whole video's (M, S, V, C) joints and average its per-step
+    outputs: ``fn`` maps a (B, C, chunk, V, M) batch to arrays of shape (B, chunk, ...); each comes back (S, ...)."""
     s = keypoints.shape[1]
     if s < chunk:  # pad by repeating the last step; the padded steps are dropped below
         keypoints = np.concatenate([keypoints, np.repeat(keypoints[:, -1:], chunk - s, axis=1)], axis=1)
     n = keypoints.shape[1]
     starts = chunk_starts(n, chunk)
-    probs = np.zeros((n, model.num_classes))
-    count = np.zeros((n, 1))
+    sums: list[np.ndarray] | None = None
+    count = np.zeros(n)
     for lo in range(0, len(starts), batch_size):
         part = starts[lo:lo + batch_size]
         x = torch.from_numpy(np.stack([prepare_chunk(keypoints[:, a:a + chunk], layout=layout,
                                                      center_joint=center_joint) for a in part]))
-        p = F.softmax(model(x), dim=1).numpy()  # (B, K, L)
-        for a, pa in zip(part, p, strict=True):
-            probs[a:a + chunk] += pa.T
+        outs = fn(x)
+        if sums is None:
+            sums = [np.zeros((n, *o.shape[2:])) for o in outs]
+        for i, a in enumerate(part):
+            for total, o in zip(sums, outs, strict=True):
+                total[a:a + chunk] += o[i]
             count[a:a + chunk] += 1
-    return (probs / count)[:s]
+    assert sums is not None
+    return [(total / count.reshape(-1, *([1] * (total.ndim - 1))))[:s] for total in sums]
+
+
+def predict_chunks(model: LACSegmenter, keypoints: np.ndarray, *, chunk: int, layout: str,
+                   center_joint: str | None = "spine", batch_size: int = 16) -> np.ndarray:
+    """(M, S, V, C) joints of a whole video -> (S, K) step probabilities (overlapping chunks averaged)."""
+    model.eval()
+    return average_over_chunks(keypoints, lambda x: [F.softmax(model(x), dim=1).numpy().transpose(0, 2, 1)],
+                               chunk=chunk, layout=layout, center_joint=center_joint, batch_size=batch_size)[0]
