@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from videoact.features.flops import mac_counter
 from videoact.features.skeleton.registry import build_model
 from videoact.train import load_train_config
 from videoact.train.skeleton import train_skeleton
@@ -38,7 +38,7 @@ def measure(models: dict[str, tuple[torch.nn.Module, int]], threads: int, repeat
     out: dict[str, dict] = {}
     inputs = {}
     for net, (model, frames) in models.items():
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), mac_counter() as counter:
             model(torch.randn(1, 3, frames, 20, 1))
         out[net] = {"params": sum(p.numel() for p in model.parameters()), "gmacs": counter.get_total_flops() / 2e9}
         inputs[net] = torch.randn(16, 3, frames, 20, 1)  # (N, C, T, V, M)

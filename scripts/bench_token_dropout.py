@@ -25,9 +25,9 @@ import statistics
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from videoact.features.backbones import build_backbone
+from videoact.features.flops import mac_counter
 
 CONFIGS = {  # row name -> builder options on top of vit_b16
     "dense": {},
@@ -62,7 +62,7 @@ def main() -> None:
     rows = {}
     with torch.inference_mode():
         for name, model in models.items():
-            with FlopCounterMode(display=False) as counter:
+            with mac_counter() as counter:
                 out = model(x)
             rows[name] = {"tokens": out.tokens.shape[1], "gmacs": counter.get_total_flops() / 2e9, "times": []}
         load_before = os.getloadavg()[0]

@@ -88,7 +88,8 @@ def test_both_runtimes_forecast_valid_ids_and_agree_on_the_greedy_candidate(text
     # differences (logits agree to ~1e-5) can flip a near-tie of this briefly trained model at some step, and the
     # sequences may part from there, so: the first action always, and most steps, agree.
     assert [x[0].actions[0] for x in hf] == [x[0].actions[0] for x in cpp]
-    same = np.mean([a == b for x, y in zip(hf, cpp, strict=True) for a, b in zip(x[0].actions, y[0].actions)])
+    pairs = [(a, b) for x, y in zip(hf, cpp, strict=True) for a, b in zip(x[0].actions, y[0].actions, strict=True)]
+    same = np.mean([a == b for a, b in pairs])
     assert same >= 0.75, same
 
 

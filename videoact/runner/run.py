@@ -240,47 +240,34 @@ def _check_anticipation(cfg: RunConfig) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _forecaster(ac: AnticipationConfig) -> tuple[Any, Any, Any, Any]:
-    """(backend, vocabulary, action map, example bank) of an anticipation config, loaded once per process."""
+def _forecast_vocab(ac: AnticipationConfig) -> Any:
+    """The verb/noun vocabulary forecasts are written in: ``vocab_file``, else the action LM checkpoint's own."""
     from videoact.heads.anticipation.data import ego4d_vocab, epic55_vocab
-    from videoact.heads.anticipation.head import backend_from_config, read_action_map
 
-    backend = backend_from_config(ac)
     if ac.vocab_file is not None:
         path = Path(ac.vocab_file)
-        vocab = ego4d_vocab(path) if path.suffix == ".json" else epic55_vocab(path)
-    elif getattr(backend, "vocab", None) is not None:
-        vocab = backend.vocab
-    else:
-        raise ValueError(f"backend {ac.backend} has no vocabulary of its own: set anticipation.vocab_file (an "
-                         "EPIC-55 folder or an Ego4D fho_lta_taxonomy.json)")
-    return backend, vocab, None if ac.action_map is None else read_action_map(ac.action_map), _examples(ac, vocab)
+        return ego4d_vocab(path) if path.suffix == ".json" else epic55_vocab(path)
+    if ac.backend == "action_lm" and ac.checkpoint is not None:
+        from videoact.heads.anticipation.action_lm import load_action_lm
+
+        return load_action_lm(ac.checkpoint)[1]
+    raise ValueError(f"backend {ac.backend} has no vocabulary of its own: set anticipation.vocab_file (an EPIC-55 "
+                     "folder or an Ego4D fho_lta_taxonomy.json)")
 
 
-def _examples(ac: AnticipationConfig, vocab: Any) -> Any:
-    """The in-context example bank of a text backend (None: zero-shot prompts)."""
+@functools.lru_cache(maxsize=2)
+def _forecaster(ac: AnticipationConfig) -> tuple[Any, Any, Any]:
+    """(backend, action map, in-context example bank) of an anticipation config, loaded once per process."""
+    from videoact.heads.anticipation.head import backend_from_config, read_action_map
+    from videoact.heads.anticipation.prompting import example_bank_from_file
+
     pc = ac.prompt
-    if ac.backend == "action_lm" or pc.examples_from is None or pc.n_examples <= 0:
-        return None
-    import numpy as np
-
-    from videoact.heads.anticipation.data import action_sequences, make_samples, read_ego4d_lta, read_epic55
-    from videoact.heads.anticipation.prompting import ExampleBank
-    from videoact.llm.constraint import ActionConstraint
-
-    path = Path(pc.examples_from)
-    if path.suffix == ".json":
-        if ac.vocab_file is None:
-            raise ValueError("anticipation.prompt.examples_from is an Ego4D json: set anticipation.vocab_file to its "
-                             "fho_lta_taxonomy.json")
-        tables = read_ego4d_lta(path, ac.vocab_file)
-    else:
-        tables = read_epic55(path)
-    samples = make_samples(action_sequences(tables), n_observed=ac.n_observed, z=ac.z)
-    if not len(samples):
-        raise ValueError(f"{path}: no history of {ac.n_observed} + {ac.z} actions for in-context examples")
-    keep = np.unique(np.linspace(0, len(samples) - 1, min(pc.max_examples, len(samples))).astype(int))
-    return ExampleBank.from_samples(samples[keep], ActionConstraint(vocab, z=ac.z))
+    bank = None
+    if ac.backend != "action_lm" and pc.examples_from is not None and pc.n_examples > 0:
+        bank = example_bank_from_file(pc.examples_from, _forecast_vocab(ac), n_observed=ac.n_observed, z=ac.z,
+                                      max_examples=pc.max_examples, taxonomy=ac.vocab_file)
+    amap = None if ac.action_map is None else read_action_map(ac.action_map)
+    return backend_from_config(ac), amap, bank
 
 
 def _anticipate(ref: VideoRef, cfg: RunConfig, tables: Tables) -> pd.DataFrame:
@@ -289,7 +276,8 @@ def _anticipate(ref: VideoRef, cfg: RunConfig, tables: Tables) -> pd.DataFrame:
 
     _check_anticipation(cfg)
     try:
-        backend, vocab, action_map, bank = _forecaster(cfg.anticipation)
+        vocab = _forecast_vocab(cfg.anticipation)
+        backend, action_map, bank = _forecaster(cfg.anticipation)
         segments = Tables(segments=tables.segments).validated(where=str(ref.path)).segments
         seen = observed_actions(segments, vocab, action_map=action_map, min_score=cfg.anticipation.min_score,
                                 where=str(ref.path))
@@ -346,7 +334,7 @@ def label_tables(cfg: RunConfig) -> pd.DataFrame | None:
     if "anticipation" in stages(cfg):
         _check_anticipation(cfg)
         try:
-            parts.append(_forecaster(cfg.anticipation)[1].labels())
+            parts.append(_forecast_vocab(cfg.anticipation).labels())
         except (FileNotFoundError, ValueError, KeyError, ImportError) as exc:
             raise StageError("anticipation", str(exc)) from None
     return pd.concat(parts, ignore_index=True) if parts else None

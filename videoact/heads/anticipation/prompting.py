@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from videoact.features.text import Encoder, minilm_encoder
-from videoact.heads.anticipation.data import LTASamples
+from videoact.heads.anticipation.data import ActionVocab, LTASamples
 from videoact.llm.base import Candidate, LLMBackend, Prompt
 from videoact.llm.constraint import ActionConstraint
 
@@ -88,6 +89,26 @@ class ExampleBank:
             picked = mmr(qi, self.emb[row], k, lam)
             out.append([self.examples[int(row[i])] for i in picked])
         return out
+
+
+def example_bank_from_file(path: str | Path, vocab: ActionVocab, *, n_observed: int = 8, z: int = 20,
+                           max_examples: int = 2000, taxonomy: str | Path | None = None) -> ExampleBank:
+    """An example bank over the action histories of annotation files: an EPIC-55 folder, or an Ego4D LTA json
+    (with its ``taxonomy``); at most ``max_examples`` samples, evenly spaced."""
+    from videoact.heads.anticipation.data import action_sequences, make_samples, read_ego4d_lta, read_epic55
+
+    path = Path(path)
+    if path.suffix == ".json":
+        if taxonomy is None:
+            raise ValueError(f"{path}: an Ego4D LTA json needs its fho_lta_taxonomy.json (anticipation.vocab_file)")
+        tables = read_ego4d_lta(path, taxonomy)
+    else:
+        tables = read_epic55(path)
+    samples = make_samples(action_sequences(tables), n_observed=n_observed, z=z)
+    if not len(samples):
+        raise ValueError(f"{path}: no history of {n_observed} + {z} actions for in-context examples")
+    keep = np.unique(np.linspace(0, len(samples) - 1, min(max_examples, len(samples))).astype(int))
+    return ExampleBank.from_samples(samples[keep], ActionConstraint(vocab, z=z))
 
 
 HEADER = "Predict the next {z} actions (verb noun) of the person in this egocentric video.\n\n"
