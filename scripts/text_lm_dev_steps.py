@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoact.heads.anticipation.action_lm import load_lta_data, shuffled_batches, warmup_cosine
+from videoact.heads.anticipation.action_lm import load_lta_data
 from videoact.heads.anticipation.data import make_samples, participant_split
 from videoact.heads.anticipation.text_lm import (
-    _batch,
     completion_loss,
     encode_pairs,
+    fit_text_lm,
     sample_texts,
     scratch_llama,
     train_bpe_tokenizer,
@@ -58,22 +58,9 @@ def main() -> None:
     pick = np.sort(np.random.default_rng(0).permutation(len(dev))[:args.dev_samples])
     dev_enc = encode_pairs(tok, *sample_texts(dev[pick], c))
     print(f"dev participants {dev_g}; {len(fit)} fit / {len(dev)} dev samples ({len(dev_enc)} scored)")
-    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
-    batches = shuffled_batches(len(enc), o.batch_size, np.random.default_rng(o.seed))
-    for step in range(o.steps):
-        model.train()
-        ids, mask, labels = _batch([enc[i] for i in next(batches)], tok.pad_token_id)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if (step + 1) % 100 == 0:
-            print(f"step {step + 1}: train loss {loss.item():.3f}, dev completion loss "
-                  f"{completion_loss(model, dev_enc, tok.pad_token_id):.4f}", flush=True)
-
+    fit_text_lm(model, enc, replace(o, log_every=100), tok.pad_token_id, on_log=lambda step, loss: print(
+        f"step {step}: train loss {loss:.3f} (running), dev completion loss "
+        f"{completion_loss(model, dev_enc, tok.pad_token_id):.4f}", flush=True))
 
 if __name__ == "__main__":
     main()

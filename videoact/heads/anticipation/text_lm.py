@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from videoact.heads.anticipation.config import TextLMModelConfig, TextLMTrainConfig
+from videoact.heads.anticipation.config import TextLMModelConfig, TextLMOptimConfig, TextLMTrainConfig
 from videoact.heads.anticipation.data import LTASamples, make_samples
 from videoact.heads.anticipation.prompting import HEADER, build_prompts
 from videoact.llm.constraint import ActionConstraint
@@ -106,12 +106,42 @@ def completion_loss(model: Any, encoded: Sequence[tuple[list[int], int]], pad_id
     return total / max(count, 1)
 
 
+def fit_text_lm(model: Any, encoded: Sequence[tuple[list[int], int]], o: TextLMOptimConfig, pad_id: int, *,
+                on_log: Callable[[int, float], None] | None = None) -> list[float]:
+    """Train ``model`` in place on ``encode_pairs`` output (AdamW, warm-up + cosine); returns the running losses
+    logged every ``o.log_every`` steps, where ``on_log(step, running_loss)`` is called too."""
+    from videoact.heads.anticipation.action_lm import shuffled_batches, warmup_cosine
+
+    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
+    batches = shuffled_batches(len(encoded), o.batch_size, np.random.default_rng(o.seed))
+    losses: list[float] = []
+    running, t0 = None, time.perf_counter()
+    for step in range(o.steps):
+        model.train()
+        ids, mask, labels = _batch([encoded[i] for i in next(batches)], pad_id)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        if (step + 1) % o.log_every == 0 or step == o.steps - 1:
+            losses.append(running)
+            log.info("step %d/%d loss %.4f (%.0fs)", step + 1, o.steps, running, time.perf_counter() - t0)
+            if on_log is not None:
+                on_log(step + 1, running)
+    model.eval()
+    return losses
+
+
 def train_text_lm(cfg: TextLMTrainConfig) -> Path:
     """Fine-tune (or train from scratch) a causal LM on action text; writes ``cfg.output`` (a transformers
     directory, plus ``model.gguf`` with ``cfg.gguf``) and returns that directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from videoact.heads.anticipation.action_lm import load_lta_data, shuffled_batches, warmup_cosine
+    from videoact.heads.anticipation.action_lm import load_lta_data
 
     o = cfg.optim
     if o.threads:
@@ -146,24 +176,8 @@ def train_text_lm(cfg: TextLMTrainConfig) -> Path:
     log.info("text LM (%s, %.2f M params): %d train / %d held-out samples, ~%d tokens each", cfg.base,
              n_params / 1e6, len(enc), len(val), int(np.mean([len(e[0]) for e in enc])))
 
-    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
-    batches = shuffled_batches(len(enc), o.batch_size, np.random.default_rng(o.seed))
-    losses, running, t0 = [], None, time.perf_counter()
-    model.train()
-    for step in range(o.steps):
-        ids, mask, labels = _batch([enc[i] for i in next(batches)], tokenizer.pad_token_id)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
-        if (step + 1) % o.log_every == 0 or step == o.steps - 1:
-            losses.append(running)
-            log.info("step %d/%d loss %.4f (%.0fs)", step + 1, o.steps, running, time.perf_counter() - t0)
-    model.eval()
+    t0 = time.perf_counter()
+    losses = fit_text_lm(model, enc, o, tokenizer.pad_token_id)
     val_loss = completion_loss(model, val_enc, tokenizer.pad_token_id) if val_enc else None
     if val_loss is not None:
         log.info("held-out completion loss %.4f (%d samples)", val_loss, len(val_enc))
