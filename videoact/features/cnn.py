@@ -32,10 +32,19 @@ from torch import nn
 from videoact.features.backbones import BackboneOutput, register_backbone
 from videoact.features.vit.checkpoints import LoadReport, read_checkpoint, unwrap_state_dict
 
-with warnings.catch_warnings():  # pytorchvideo scripts a few functions at import (a torch.jit deprecation note)
-    warnings.simplefilter("ignore", FutureWarning)
-    from pytorchvideo.models.slowfast import create_slowfast
-    from pytorchvideo.models.x3d import create_x3d
+
+def _pytorchvideo() -> Any:
+    """``pytorchvideo.models`` on first use: registering these backbones must not cost its import (or need it)."""
+    try:
+        with warnings.catch_warnings():  # pytorchvideo scripts a few functions at import (a torch.jit deprecation note)
+            warnings.simplefilter("ignore", FutureWarning)
+            import pytorchvideo.models.slowfast
+            import pytorchvideo.models.x3d
+    except ImportError:
+        raise ImportError("slowfast_r50 / x3d_s need pytorchvideo: pip install 'videoact[video]'") \
+            from None
+    return pytorchvideo.models
+
 
 _HUB = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
 # PyTorchVideo hub checkpoints by name (Kinetics-400 classifiers; ``{"model_state": ...}``, keys ``blocks.N...``)
@@ -113,15 +122,15 @@ class X3DBackbone(nn.Module):
 def build_slowfast_r50(*, alpha: int = 4) -> SlowFastBackbone:
     """SlowFast R50 8x8 (PyTorchVideo ``slowfast_r50``): 2304-wide tokens. ``alpha``: fast / slow frame ratio
     (the fusion convs' temporal stride; 4 in the published model: 32 fast frames, 8 slow)."""
-    net = create_slowfast(model_depth=50, slowfast_fusion_conv_kernel_size=(7, 1, 1),
-                          slowfast_fusion_conv_stride=(alpha, 1, 1), head=None)
+    net = _pytorchvideo().slowfast.create_slowfast(model_depth=50, slowfast_fusion_conv_kernel_size=(7, 1, 1),
+                                                   slowfast_fusion_conv_stride=(alpha, 1, 1), head=None)
     return SlowFastBackbone(nn.ModuleList(list(net.blocks)[:5]), alpha=alpha, dim=2048 + 2048 // 8)
 
 
 @register_backbone
 def build_x3d_s() -> X3DBackbone:
     """X3D-S (PyTorchVideo ``x3d_s``: width 2.0, depth 2.2; trained on 13 frames of 160x160): 432-wide tokens."""
-    net = create_x3d(input_clip_length=13, input_crop_size=160, width_factor=2.0, depth_factor=2.2)
+    net = _pytorchvideo().x3d.create_x3d(input_clip_length=13, input_crop_size=160, width_factor=2.0, depth_factor=2.2)
     blocks = list(net.blocks)
     conv5 = X3DConv5(blocks[-1].pool)
     return X3DBackbone(nn.ModuleList([*blocks[:-1], conv5]), dim=conv5.pool["pre_conv"].out_channels)
