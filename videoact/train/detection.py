@@ -58,7 +58,7 @@ from videoact.heads.detection.model import (
     prepare_clip,
     save_detection_model,
 )
-from videoact.train.skeleton import lr_lambda
+from videoact.train.common import lr_lambda, resume_key
 
 log = logging.getLogger("videoact.train.detection")
 
@@ -303,15 +303,7 @@ def frame_map(gt: Tables, pred: pd.DataFrame) -> dict[str, Any]:
 
 
 # settings that may change between the parts of one resumed training without changing its result
-_RUN_CONTROL = ("threads", "eval_every", "stop_after")
-
-
-def _same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def key(c: dict[str, Any]) -> dict[str, Any]:
-        return {**{k: v for k, v in c.items() if k != "resume"},
-                "optim": {k: v for k, v in c["optim"].items() if k not in _RUN_CONTROL}}
-
-    return key(a) == key(b)
+_RUN_CONTROL = (("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",))
 
 
 def build_network(cfg: DetectionTrainConfig, num_classes: int) -> tuple[ActionDetector, dict[str, Any]]:
@@ -376,7 +368,7 @@ def _train(cfg: DetectionTrainConfig) -> Path:
     last = out / "last.pt"
     if cfg.resume and last.exists():
         state = torch.load(last, map_location="cpu", weights_only=True)
-        if not _same_training(state["config"], to_dict(cfg)):
+        if resume_key(state["config"], _RUN_CONTROL) != resume_key(to_dict(cfg), _RUN_CONTROL):
             raise ValueError(f"{last}: written by a different config; delete it or set resume: false")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

@@ -52,7 +52,7 @@ from videoact.heads.recognition.clip import (
     prepare_clip,
     save_clip_recognizer,
 )
-from videoact.train.skeleton import lr_lambda
+from videoact.train.common import lr_lambda, resume_key
 
 log = logging.getLogger("videoact.train.rgb")
 
@@ -351,12 +351,12 @@ def evaluate(model: ClipClassifier | ZeroShotHead, dataset: ClipDataset, text: t
     return {"val_top1": float(torch.cat(hits).float().mean()), "val_loss": sum(losses) / len(dataset)}
 
 
+# settings that may change between the parts of one resumed training without changing its result
+_RUN_CONTROL = (("optim", "threads"), ("optim", "stop_after"), ("resume",))
+
+
 def _resume_key(cfg: RGBRecognitionTrainConfig) -> dict[str, Any]:
-    """The config minus what may change between the parts of one resumed training (threads, where to stop)."""
-    d = to_dict(cfg)
-    d.pop("resume")
-    d["optim"] = {k: v for k, v in d["optim"].items() if k not in ("threads", "stop_after")}
-    return d
+    return resume_key(to_dict(cfg), _RUN_CONTROL)
 
 
 def train_rgb_recognition(cfg: RGBRecognitionTrainConfig) -> Path:

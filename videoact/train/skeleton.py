@@ -26,10 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videoact.annotations.store import atomic_torch_save
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton._sample import SkeletonSample
 from videoact.features.skeleton import transforms as T
 from videoact.features.skeleton.registry import build_model
+from videoact.train.common import lr_lambda, resume_key
 
 log = logging.getLogger("videoact.train.skeleton")
 
@@ -149,12 +151,6 @@ def stream_logits(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return [model(x)]
 
 
-def lr_lambda(step: int, *, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 @torch.no_grad()
 def predict(model: nn.Module, dataset: SkeletonDataset, *, batch_size: int = 64) -> np.ndarray:
     """``(N, K)`` class probabilities of every sample (no augmentation)."""
@@ -178,22 +174,6 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 # settings that may change between the parts of one resumed training without changing its result
 _RUN_CONTROL = {("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",)}
-
-
-def _resume_key(cfg: dict[str, Any], control: set[tuple[str, ...]] = _RUN_CONTROL) -> dict[str, Any]:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
-    for path in control:
-        node = out
-        for part in path[:-1]:
-            node = node.get(part, {})
-        node.pop(path[-1], None)
-    return out
-
-
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
@@ -232,7 +212,7 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
     last = out / "last.pt"
     if cfg.resume and last.exists():
         state = torch.load(last, map_location="cpu", weights_only=True)
-        if _resume_key(state["config"]) != _resume_key(to_dict(cfg)):
+        if resume_key(state["config"], _RUN_CONTROL) != resume_key(to_dict(cfg), _RUN_CONTROL):
             raise ValueError(f"{last}: written by a different config; delete it or set resume: false")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -264,7 +244,7 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
         history.append(row)
         log.info("epoch %d/%d  loss %.4f  %s  (%.0f s)", epoch + 1, o.epochs, row["loss"],
                  f"top1 {row['top1_acc']:.4f}" if "top1_acc" in row else "", train_s)
-        _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                       "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "history": history,
                       "train_seconds": train_s, "config": to_dict(cfg)}, last)
         if o.stop_after and epoch + 1 >= o.stop_after and epoch + 1 < o.epochs:
@@ -291,7 +271,7 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
 def save_model(path: Path, model: nn.Module, *, model_name: str, model_kwargs: dict[str, Any],
                classes: Sequence[str], input_cfg: SkeletonInputConfig, extra: dict[str, Any]) -> Path:
     """The inference checkpoint: weights in float32 plus plain data only (loads with ``weights_only=True``)."""
-    _save_atomic({"format": "videoact.skeleton/1", "model": model_name,
+    atomic_torch_save({"format": "videoact.skeleton/1", "model": model_name,
                   "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs.items()},
                   "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
                   "classes": list(classes), "input": to_dict(input_cfg), "extra": extra}, Path(path))

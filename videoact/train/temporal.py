@@ -46,10 +46,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videoact.annotations.store import atomic_torch_save
 from videoact.annotations.tables import Tables
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton.untrimmed import UntrimmedBenchmark, UntrimmedSequence, load_untrimmed
-from videoact.train.skeleton import _resume_key, _save_atomic, lr_lambda
+from videoact.train.common import lr_lambda, resume_key
 
 log = logging.getLogger("videoact.train.temporal")
 CHECKPOINT_FORMAT = "videoact.temporal/1"
@@ -382,7 +383,7 @@ class _Loop:
         if not (self.cfg.resume and self.last.exists()):
             return
         state = torch.load(self.last, map_location="cpu", weights_only=True)
-        if _resume_key(state["config"], _RUN_CONTROL) != _resume_key(to_dict(self.cfg), _RUN_CONTROL):
+        if resume_key(state["config"], _RUN_CONTROL) != resume_key(to_dict(self.cfg), _RUN_CONTROL):
             raise ValueError(f"{self.last}: written by a different config; delete it or set resume: false")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
@@ -407,7 +408,7 @@ class _Loop:
         self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses)), "lr": self.sched.get_last_lr()[0],
                              "train_seconds": round(self.train_s, 1)})
         self.extra = dict(extra or {})
-        _save_atomic({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+        atomic_torch_save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                       "scheduler": self.sched.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": self.epoch,
                       "history": self.history, "train_seconds": self.train_s, "config": to_dict(self.cfg),
                       "extra": self.extra}, self.last)
@@ -425,7 +426,7 @@ _GRID_S = {"utkinect_untrimmed": 2 / 30, "nw_ucla_concat": 1 / 30}  # the protoc
 def save_temporal_model(path: Path, model: nn.Module, *, task: str, head: str, head_kwargs: dict[str, Any],
                         bench: UntrimmedBenchmark, spec: dict[str, Any], metrics: dict[str, Any]) -> Path:
     """The inference checkpoint: weights + plain data (``torch.load(weights_only=True)``)."""
-    _save_atomic({"format": CHECKPOINT_FORMAT, "task": task, "head": head, "head_kwargs": head_kwargs,
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, "task": task, "head": head, "head_kwargs": head_kwargs,
                   "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
                   "classes": list(bench.classes), "background": bench.background, "layout": bench.layout,
                   "label_space": bench.name, "protocol": bench.protocol, "spec": spec, "metrics": metrics,

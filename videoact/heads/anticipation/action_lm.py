@@ -12,7 +12,6 @@ read back with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -40,6 +39,7 @@ from videoact.heads.anticipation.data import (
 )
 from videoact.llm.base import Candidate, Prompt, register_backend, require_constraint
 from videoact.llm.constraint import ActionConstraint
+from videoact.train.common import warmup_cosine
 
 log = logging.getLogger("videoact.anticipation")
 CHECKPOINT_FORMAT = "videoact.action_lm/1"
@@ -150,16 +150,6 @@ def evaluate_loss(model: ActionLM, s: LTASamples, *, batch_size: int = 512) -> f
         idx = np.arange(i, min(i + batch_size, len(s)))
         total += float(_batch_loss(model, s, idx, smoothing=0.0, hide=0.0, gen=None)) * len(idx)
     return total / max(1, len(s))
-
-
-def warmup_cosine(opt: torch.optim.Optimizer, *, warmup: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps`` (the LM trainers' schedule)."""
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
 
 def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -110,7 +110,8 @@ def fit_text_lm(model: Any, encoded: Sequence[tuple[list[int], int]], o: TextLMO
                 on_log: Callable[[int, float], None] | None = None) -> list[float]:
     """Train ``model`` in place on ``encode_pairs`` output (AdamW, warm-up + cosine); returns the running losses
     logged every ``o.log_every`` steps, where ``on_log(step, running_loss)`` is called too."""
-    from videoact.heads.anticipation.action_lm import shuffled_batches, warmup_cosine
+    from videoact.heads.anticipation.action_lm import shuffled_batches
+    from videoact.train.common import warmup_cosine
 
     opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
