@@ -74,6 +74,21 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+def load_torch_checkpoint(path: str | Path, *, fmt: str, what: str, make: str) -> dict[str, Any]:
+    """A videoact checkpoint: ``torch.load(weights_only=True)`` (tensors and plain data only, no code runs) of a
+    dict whose ``format`` is ``fmt``. A missing file or another format raises with the file, what it should hold
+    (``what``: "skeleton", "AVA detection", ...) and the command that writes one (``make``)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} model not found (write one with `{make}`)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ValueError(f"{path}: not a videoact {what} checkpoint (no format {fmt!r}); write one with `{make}`")
+    return state
+
+
 def _to_arrow(name: str, df: pd.DataFrame, where: str, *, validated: bool = False) -> pa.Table:
     if not validated:
         df = schema.validate(name, df, where=where)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save
+from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton._sample import SkeletonSample
 from videoact.features.skeleton import transforms as T
@@ -308,12 +308,8 @@ class SkeletonClassifier:
 def load_model(path: str | Path) -> SkeletonClassifier:
     """Load ``model.pt`` written by ``train_skeleton`` (``weights_only=True``: tensors and plain data only)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: skeleton model checkpoint not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != "videoact.skeleton/1":
-        raise ValueError(f"{path}: not a videoact skeleton checkpoint (no format 'videoact.skeleton/1'); "
-                         "write one with `videoact train configs/skeleton/...`")
+    state = load_torch_checkpoint(path, fmt="videoact.skeleton/1", what="skeleton",
+                                  make="videoact train configs/skeleton/...")
     kwargs = dict(state["model_kwargs"])
     model = build_model(state["model"], **kwargs)
     model.load_state_dict(state["state_dict"])

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save
+from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
 from videoact.annotations.tables import Tables
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton.untrimmed import UntrimmedBenchmark, UntrimmedSequence, load_untrimmed
@@ -440,13 +440,8 @@ def load_temporal_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     from videoact.heads.localization import build_localization_head
     from videoact.heads.segmentation import build_segmentation_head
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: temporal model checkpoint not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a videoact temporal checkpoint (format {CHECKPOINT_FORMAT!r}); write one with "
-                         "`videoact train configs/temporal/...`")
+    state = load_torch_checkpoint(path, fmt=CHECKPOINT_FORMAT, what="temporal",
+                                  make="videoact train configs/temporal/...")
     kwargs = dict(state["head_kwargs"])
     if state["head"] in ("lac", "asrf"):
         kwargs["pretrained"] = None  # the weights below replace the starting checkpoint

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
 from videoact.heads.anticipation.config import ActionLMModelConfig, ActionLMTrainConfig, LTADataConfig
 from videoact.heads.anticipation.data import (
     ActionSequence,
@@ -198,21 +199,13 @@ def save_action_lm(path: str | Path, model: ActionLM, vocab: ActionVocab, model_
     blob = {"format": CHECKPOINT_FORMAT, "model": asdict(model_cfg), "n_observed": model.n_observed, "z": model.z,
             "vocab": {"name": vocab.name, "verbs": list(vocab.verbs), "nouns": list(vocab.nouns)},
             "state_dict": model.state_dict(), "extra": extra or {}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(blob, path)
 
 
 def load_action_lm(path: str | Path) -> tuple[ActionLM, ActionVocab]:
     """A checkpoint written by ``save_action_lm`` (``weights_only=True``: no code runs on load)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: action LM checkpoint not found (train one with `videoact train "
-                                "configs/anticipation/action_lm_epic55.yaml`)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a videoact action LM checkpoint (format {CHECKPOINT_FORMAT})")
+    blob = load_torch_checkpoint(path, fmt=CHECKPOINT_FORMAT, what="action LM",
+                                 make="videoact train configs/anticipation/action_lm_epic55.yaml")
     v = blob["vocab"]
     vocab = ActionVocab(name=v["name"], verbs=tuple(v["verbs"]), nouns=tuple(v["nouns"]))
     model = build_action_lm(vocab=vocab, n_observed=blob["n_observed"], z=blob["z"],

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save
+from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
 from videoact.config import ConfigError, build_config, doc, to_dict
 from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float_cthw
 from videoact.features.backbones import BackboneOutput, build_backbone
@@ -122,13 +122,8 @@ class DetectionModel:
 def load_detection_model(path: str | Path) -> DetectionModel:
     """Load ``model.pt`` written by ``videoact train`` (trainer ``ava_detection``)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: AVA detection model not found (set detection.model to a model.pt written "
-                                "by `videoact train configs/detection/...`)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a videoact AVA detection checkpoint (no format {FORMAT!r}); write one with "
-                         "`videoact train configs/detection/ava_tiny.yaml`")
+    state = load_torch_checkpoint(path, fmt=FORMAT, what="AVA detection",
+                                  make="videoact train configs/detection/ava_tiny.yaml")
     try:
         clip = build_config(ClipInput, dict(state["input"]), where=path)
     except ConfigError as exc:

@@ -400,14 +400,10 @@ def save_clip_recognizer(path: str | Path, model: ClipClassifier | ZeroShotHead,
 
 def load_clip_recognizer(path: str | Path) -> ClipRecognizer:
     """Rebuild the recognizer ``save_clip_recognizer`` wrote (``torch.load(weights_only=True)``), in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: RGB recognition model not found (train one with `videoact train "
-                                "configs/rgb/recognition_tiny.yaml`, which writes <output>/model.pt)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a videoact RGB recognition checkpoint (no format {CHECKPOINT_FORMAT!r}); "
-                         "write one with `videoact train configs/rgb/recognition_tiny.yaml`")
+    from videoact.annotations.store import load_torch_checkpoint
+
+    state = load_torch_checkpoint(path, fmt=CHECKPOINT_FORMAT, what="RGB recognition",
+                                  make="videoact train configs/rgb/recognition_tiny.yaml")
     spec = state["spec"]
     model = build_clip_model(backbone=spec["backbone"], backbone_kwargs=spec["backbone_kwargs"], head=spec["head"],
                              num_classes=len(state["classes"]), head_kwargs=spec["head_kwargs"])
