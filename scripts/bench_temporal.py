@@ -167,34 +167,27 @@ def tables(res: dict[str, Any]) -> str:
              "actionformer": "ActionFormer-style (6 levels, soft-NMS)",
              "actionformer_csa": "ActionFormer-style + CSA",
              "asrf": "ASRF-style (LAC + boundary branch, segments classified whole)"}
+    seg_head = ["| method | MoF | Edit | F1@10 | F1@25 | F1@50 | train s |", "|---|---|---|---|---|---|---|"]
+    det_head = ["| method | mAP@0.3 | mAP@0.5 | mAP@0.7 | train s |", "|---|---|---|---|---|"]
+
+    def rows(part: dict[str, Any], keys: tuple[str, ...], metrics: tuple[str, ...], pct: bool) -> list[str]:
+        out = []
+        for key in (k for k in keys if k in part):
+            m = part[key]
+            t = m.get("train_seconds", m.get("wall_seconds", 0.0))
+            out.append(f"| {names[key]} | " + " | ".join(fmt(m[k], pct) for k in metrics) + f" | {t:.0f} |")
+        return out
+
     out: list[str] = []
-    utk = res["utkinect"]
+    utk, nw = res["utkinect"], res["nw_ucla_concat"]
     if utk:
         out += ["**UTKinect-Action3D, leave-subjects-out (test subjects 1, 3, 4, 6, 10): segmentation**", "",
-                "| method | MoF | Edit | F1@10 | F1@25 | F1@50 | train s |", "|---|---|---|---|---|---|---|"]
-    for key in ("baseline", "mstcn", "lac"):
-        if key in utk:
-            m = utk[key]
-            t = m.get("train_seconds", m.get("wall_seconds", 0.0))
-            out.append(f"| {names[key]} | " + " | ".join(fmt(m[k], False) for k in SEG_KEYS) + f" | {t:.0f} |")
-    if utk:
-        out += ["", "**UTKinect-Action3D, leave-subjects-out: detection (mAP, %)**", "",
-                "| method | mAP@0.3 | mAP@0.5 | mAP@0.7 | train s |", "|---|---|---|---|---|"]
-    for key in ("baseline", "actionformer", "actionformer_csa"):
-        if key in utk:
-            m = utk[key]
-            t = m.get("train_seconds", m.get("wall_seconds", 0.0))
-            out.append(f"| {names[key]} | " + " | ".join(fmt(m[k], True) for k in DET_KEYS) + f" | {t:.0f} |")
-    nw = res["nw_ucla_concat"]
+                *seg_head, *rows(utk, ("baseline", "mstcn", "lac"), SEG_KEYS, False),
+                "", "**UTKinect-Action3D, leave-subjects-out: detection (mAP, %)**", "",
+                *det_head, *rows(utk, ("baseline", "actionformer", "actionformer_csa"), DET_KEYS, True)]
     if nw:
         out += ["", "**NW-UCLA concatenated sequences (view 3; test subjects 2, 4, 6, 8, 10): segmentation**", "",
-                "| method | MoF | Edit | F1@10 | F1@25 | F1@50 | train s |", "|---|---|---|---|---|---|---|"]
-        for key in ("baseline", "mstcn", "lac", "asrf"):
-            if key not in nw:
-                continue
-            m = nw[key]
-            t = m.get("train_seconds", m.get("wall_seconds", 0.0))
-            out.append(f"| {names[key]} | " + " | ".join(fmt(m[k], False) for k in SEG_KEYS) + f" | {t:.0f} |")
+                *seg_head, *rows(nw, ("baseline", "mstcn", "lac", "asrf"), SEG_KEYS, False)]
     parts = ([f"UTKinect {utk['features_seconds']:.0f} s"] if utk else []) + (
         [f"NW-UCLA {nw['features_seconds']:.0f} s"] if nw else [])
     out += ["", f"Feature extraction: {', '.join(parts)}; whole run {res['total_seconds'] / 60:.1f} min."]
