@@ -39,6 +39,20 @@ CONFIGS = {  # row name -> builder options on top of vit_b16
     "evad_0.6": {"keep_rates": "evad_0.6"},
 }
 TARGET_SPEEDUP, TARGET_MAC_CUT = 1.6, 0.40
+GRIDS = {"16x224x224": (8, 14, 14), "16x256x336 (AVA short side 256)": (8, 16, 21)}  # (T', H', W') tubelet grids
+
+
+def block_macs(model: torch.nn.Module, grid: tuple[int, int, int]) -> int:
+    """The transformer blocks' MACs from the token counts alone: per block, QKV and output projections (4 D²) and
+    attention (2 N² D) at the N tokens that enter it, the MLP (2 · mlp_ratio · D²) at those it keeps."""
+    d = model.dim
+    n = grid[0] * grid[1] * grid[2]
+    total = 0
+    for block, keep in zip(model.blocks, model.keep_plan(grid), strict=True):
+        kept = n if keep is None else grid[1] * grid[2] + keep
+        total += 4 * d * d * n + 2 * n * n * d + 2 * block.mlp.fc1.out_features * d * kept
+        n = kept
+    return total
 
 
 def main() -> None:
@@ -90,6 +104,14 @@ def main() -> None:
         cut = 1 - row["gmacs"] / dense["gmacs"]
         print(f"| {name} | {row['tokens']} | {row['gmacs']:.1f} | {cut * 100:.1f} % | {ms:.0f} | {1e3 / ms:.2f} | "
               f"{dense_ms / ms:.2f}x |")
+    print()
+    print("Blocks' MACs counted from the token counts (attention at the tokens entering a block, MLP at those it "
+          "keeps), reduction against dense:")
+    for label, grid in GRIDS.items():
+        dense_macs = block_macs(models["dense"], grid)
+        cuts = ", ".join(f"{name} -{(1 - block_macs(models[name], grid) / dense_macs) * 100:.1f} %"
+                         for name in ("evad", "evad, EVAD keep rule", "evad_0.6"))
+        print(f"  {label}: {cuts}")
     print()
     for name in ("evad", "evad, EVAD keep rule", "evad_0.6"):
         speedup = dense_ms / (statistics.median(rows[name]["times"]) * 1e3)
