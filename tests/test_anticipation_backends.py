@@ -140,3 +140,12 @@ def test_http_backend_names_an_unreachable_server() -> None:
     backend.backoff = 0.01
     with pytest.raises(HTTPError, match="no answer after 2 tries"):
         backend.generate(PROMPTS[:1], 1, ActionConstraint(ActionVocab("t", ("take",), ("pan",)), z=2))
+
+
+def test_transformers_backend_names_a_missing_or_wrong_model_directory(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    with pytest.raises(FileNotFoundError, match=r"nope: transformers model directory not found"):
+        build_backend("transformers", model=tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"empty: cannot load a transformers causal LM"):
+        build_backend("transformers", model=tmp_path / "empty")

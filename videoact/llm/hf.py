@@ -189,8 +189,15 @@ def build_transformers_backend(*, model: str | Path | Any, tokenizer: Any = None
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = str(model)
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path).to(device)
+        local = Path(path).expanduser()
+        if (local.is_absolute() or path.startswith((".", "~")) or local.exists()) and not local.is_dir():
+            raise FileNotFoundError(f"{path}: transformers model directory not found (a local causal LM, e.g. the "
+                                    "one `videoact train configs/anticipation/text_lm_epic55.yaml` writes)")
+        try:
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path).to(device)
+        except (OSError, ValueError) as exc:  # not a model directory, or a hub id that cannot be fetched
+            raise ValueError(f"{path}: cannot load a transformers causal LM from it ({exc})") from None
     if tokenizer is None:
         raise ValueError("backend transformers: pass the tokenizer with an in-memory model")
     return TransformersBackend(model, tokenizer, temperature=temperature, top_p=top_p, seed=seed,
