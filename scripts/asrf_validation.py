@@ -24,10 +24,10 @@ import torch
 
 from videoact.heads.recognition.skeleton import load_recognizer
 from videoact.heads.segmentation.asrf import decode_segments, predict_asrf_chunks, refine
+from videoact.heads.temporal import load_temporal_model
 from videoact.train import load_train_config
 from videoact.train.temporal import (
     load_protocol,
-    load_temporal_model,
     score_segmentation,
     segmentation_ground_truth,
     segmentation_predictions,

@@ -30,18 +30,15 @@ import numpy as np
 import torch
 
 from videoact.eval.lta import edit_distance
-from videoact.heads.anticipation.action_lm import (
-    ActionLMBackend,
-    epic55_split_samples,
-    load_action_lm,
-    train_action_lm,
-)
+from videoact.heads.anticipation.action_lm import ActionLMBackend, load_action_lm
+from videoact.heads.anticipation.backends import build_backend
 from videoact.heads.anticipation.baselines import MostFrequent, NGram
 from videoact.heads.anticipation.data import LTASamples
 from videoact.heads.anticipation.prompting import ExampleBank, build_prompts, samples_to_prompts
-from videoact.llm.base import LLMBackend, build_backend
+from videoact.llm.base import LLMBackend
 from videoact.llm.constraint import ActionConstraint
 from videoact.train import load_train_config
+from videoact.train.anticipation import epic55_split_samples, train_action_lm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     sub_rows: list[tuple[str, dict]] = []
     text_note = ""
     if not args.no_text_lm:
-        from videoact.heads.anticipation.text_lm import train_text_lm
+        from videoact.train.anticipation import train_text_lm
 
         t0 = time.perf_counter()
         if args.text_lm:

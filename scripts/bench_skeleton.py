@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from videoact.features.flops import mac_counter
-from videoact.features.skeleton.registry import build_model
+from videoact.features.skeleton.factory import build_model
 from videoact.train import load_train_config
 from videoact.train.skeleton import train_skeleton
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from videoact.train.skeleton import load_model
+from videoact.heads.recognition.skeleton import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_BYTES = 5 * 2**20

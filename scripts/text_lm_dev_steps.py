@@ -17,18 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from videoact.heads.anticipation.action_lm import load_lta_data
 from videoact.heads.anticipation.data import make_samples, participant_split
 from videoact.heads.anticipation.text_lm import (
     completion_loss,
     encode_pairs,
-    fit_text_lm,
     sample_texts,
     scratch_llama,
     train_bpe_tokenizer,
 )
 from videoact.llm.constraint import ActionConstraint
 from videoact.train import load_train_config
+from videoact.train.anticipation import fit_text_lm, load_lta_data
 
 REPO = Path(__file__).resolve().parents[1]
 

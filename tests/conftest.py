@@ -78,8 +78,8 @@ def action_lm_checkpoint(shared_data: Path, tmp_path_factory: pytest.TempPathFac
 
     import torch
 
-    from videoact.heads.anticipation.action_lm import train_action_lm
     from videoact.train import load_train_config
+    from videoact.train.anticipation import train_action_lm
 
     _, cfg = load_train_config(REPO / "configs/anticipation/action_lm_epic55.yaml", [
         f"data.root={shared_data / 'anticipation/epic_kitchens_55'}", "data.stride=4", "model.d_model=32",

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from _tiny_lm import tiny_llama, train_tokenizer, write_tiny_gguf
 
+from videoact.heads.anticipation.backends import build_backend
 from videoact.heads.anticipation.data import ActionVocab, epic55_vocab
-from videoact.llm.base import Prompt, build_backend
+from videoact.llm.base import Prompt
 from videoact.llm.constraint import ActionConstraint, ConstraintViolation
 
 PROMPTS = [Prompt(observed=((0, 0),), text="Observed: take pan, put pan\nFuture:"),

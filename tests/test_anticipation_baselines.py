@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from videoact.eval.lta import aued, edit_distance
+from videoact.heads.anticipation.backends import build_backend, list_backends
 from videoact.heads.anticipation.baselines import MostFrequent, NGram
 from videoact.heads.anticipation.config import LTADataConfig
 from videoact.heads.anticipation.data import ActionSequence, ActionVocab
-from videoact.llm.base import Prompt, build_backend, list_backends
+from videoact.llm.base import Prompt
 from videoact.llm.constraint import ActionConstraint
 
 
@@ -67,8 +68,8 @@ def test_most_frequent_and_ngram_on_a_routine() -> None:
 
 
 def test_ngram_beats_most_frequent_on_epic55(shared_data: Path) -> None:
-    from videoact.heads.anticipation.action_lm import epic55_split_samples
     from videoact.heads.anticipation.prompting import samples_to_prompts
+    from videoact.train.anticipation import epic55_split_samples
 
     vocab, train_seqs, _, val = epic55_split_samples(LTADataConfig(root=shared_data / "anticipation/epic_kitchens_55"))
     val = val[:: 40]

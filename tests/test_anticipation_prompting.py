@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from videoact.heads.anticipation.action_lm import epic55_split_samples
 from videoact.heads.anticipation.config import LTADataConfig
 from videoact.heads.anticipation.prompting import ExampleBank, build_prompts, minilm_encoder, mmr
 from videoact.llm.constraint import ActionConstraint
+from videoact.train.anticipation import epic55_split_samples
 
 
 def test_mmr_trades_relevance_for_diversity() -> None:
@@ -56,7 +56,7 @@ def test_top_down_infers_the_goal_then_plans(epic) -> None:
     pytest.importorskip("transformers")
     from _tiny_lm import tiny_llama, train_tokenizer
 
-    from videoact.llm.base import build_backend
+    from videoact.heads.anticipation.backends import build_backend
 
     vocab, train, val = epic
     c = ActionConstraint(vocab, z=3)

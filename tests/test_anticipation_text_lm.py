@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from videoact.heads.anticipation.action_lm import epic55_split_samples
+from videoact.heads.anticipation.backends import build_backend
 from videoact.heads.anticipation.prompting import build_prompts
-from videoact.llm.base import build_backend
 from videoact.llm.constraint import ActionConstraint
 from videoact.train import load_train_config
+from videoact.train.anticipation import epic55_split_samples
 
 pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -34,7 +34,7 @@ def epic(shared_data: Path):
 @pytest.fixture(scope="module")
 def text_lm(epic, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama trained for 60 steps on every 8th training window (~15 s on one thread)."""
-    from videoact.heads.anticipation.text_lm import train_text_lm
+    from videoact.train.anticipation import train_text_lm
 
     cfg = epic[0]
     _, cfg = load_train_config(CONFIG, [f"data.root={cfg.data.root}", "data.stride=8", "model.vocab_size=600",

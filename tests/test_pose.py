@@ -32,6 +32,7 @@ from videoact.features.pose import (
 from videoact.features.pose.mediapipe_backend import landmark_model_path
 from videoact.features.pose.precomputed import PrecomputedPoses
 from videoact.features.skeleton.layouts import get_layout
+from videoact.registry import UnknownNameError
 from videoact.runner.errors import InputError
 from videoact.runner.inputs import sample_path
 
@@ -72,7 +73,8 @@ def bikes(mediapipe: object) -> tuple[PoseTrack, VideoSource]:
 def test_registry_lists_backends_and_names_them_on_a_typo() -> None:
     assert {"mediapipe", "rtmpose", "skeletons", "skeleton-pickle"} <= set(list_pose_backends())
     assert set(POSE_BACKENDS) == set(list_pose_backends())
-    with pytest.raises(ValueError, match=r"unknown pose backend 'mediapipie'; available: .*mediapipe.*rtmpose"):
+    with pytest.raises(UnknownNameError, match=r"unknown pose backend 'mediapipie' \(did you mean 'mediapipe'\?\); "
+                       r"known: mediapipe, rtmpose"):
         build_pose_backend("mediapipie")
 
 

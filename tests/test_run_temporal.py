@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 import videoact
+from videoact.heads.temporal import load_temporal_model
 from videoact.train import load_train_config
-from videoact.train.temporal import load_temporal_model, train_segmentation
+from videoact.train.temporal import train_segmentation
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

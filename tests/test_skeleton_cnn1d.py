@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from videoact.features.skeleton import registry
+from videoact.features.skeleton import factory  # noqa: F401  (registers the built-ins)
 from videoact.features.skeleton.cnn1d import SUBNETS, CNN1DEnsemble, build_cnn1d_ensemble, ensemble_loss
 from videoact.features.skeleton.layouts import get_layout
+from videoact.features.skeleton.registry import MODELS
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +29,7 @@ def _net(layout: str = "kinect20", num_classes: int = 10, in_channels: int = 3, 
 
 
 def test_registered_under_its_name() -> None:
-    assert registry.MODELS["cnn1d_ensemble"] is build_cnn1d_ensemble
+    assert MODELS["cnn1d_ensemble"] is build_cnn1d_ensemble
 
 
 @pytest.mark.parametrize(("layout", "c", "m", "k"), [("kinect20", 3, 1, 10), ("ntu25", 3, 2, 60), ("coco17", 2, 2, 7)])

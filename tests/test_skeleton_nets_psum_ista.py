@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.features.skeleton import registry
+from videoact.features.skeleton import factory  # noqa: F401  (registers the built-ins)
 from videoact.features.skeleton.ista import build_ista, rearrange_entities
 from videoact.features.skeleton.layouts import LAYOUTS, Layout, get_layout
 from videoact.features.skeleton.psumnet import PSUMNet, build_psumnet, part_streams, stream_layout, stream_loss
+from videoact.features.skeleton.registry import MODELS
 
 
 @pytest.fixture(autouse=True)
@@ -37,14 +38,14 @@ def _input(layout: str, c: int, m: int, t: int, n: int = 3) -> torch.Tensor:
 
 
 def test_registered_under_their_names() -> None:
-    assert registry.MODELS["psumnet"] is build_psumnet
-    assert registry.MODELS["ista"] is build_ista
+    assert MODELS["psumnet"] is build_psumnet
+    assert MODELS["ista"] is build_ista
 
 
 @pytest.mark.parametrize("name", ["psumnet", "ista"])
 @pytest.mark.parametrize(("layout", "c", "m", "t"), CASES)
 def test_output_shapes(name: str, layout: str, c: int, m: int, t: int) -> None:
-    net = registry.MODELS[name](layout=layout, num_classes=7, in_channels=c, num_persons=m)
+    net = MODELS[name](layout=layout, num_classes=7, in_channels=c, num_persons=m)
     x = _input(layout, c, m, t)
     assert net(x).shape == (3, 7)
     net.eval()
@@ -55,7 +56,7 @@ def test_output_shapes(name: str, layout: str, c: int, m: int, t: int) -> None:
 
 @pytest.mark.parametrize("name", ["psumnet", "ista"])
 def test_wrong_input_shape_names_the_layout(name: str) -> None:
-    net = registry.MODELS[name](layout="kinect20", num_classes=4)
+    net = MODELS[name](layout="kinect20", num_classes=4)
     with pytest.raises(ValueError, match="kinect20"):
         net(torch.randn(2, 3, 16, 25, 1))  # 25 joints: an ntu25 batch
     with pytest.raises(ValueError, match="kinect20"):

@@ -13,8 +13,10 @@ import torch
 
 from videoact.eval.io import load_input
 from videoact.eval.recognition import evaluate_recognition
+from videoact.features.skeleton.input import prepare
+from videoact.heads.recognition.skeleton import load_model
 from videoact.train import load_train_config
-from videoact.train.skeleton import load_model, prepare, train_skeleton
+from videoact.train.skeleton import train_skeleton
 
 REPO = Path(__file__).resolve().parents[1]
 

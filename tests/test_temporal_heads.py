@@ -20,11 +20,13 @@ from videoact.eval.detection import evaluate_detection
 from videoact.eval.io import load_input
 from videoact.eval.segmentation import evaluate_segmentation
 from videoact.features.sequence import sequence_features, skeleton_backbone, window_index
-from videoact.features.skeleton.registry import list_models
+from videoact.features.skeleton.factory import list_models
 from videoact.heads.localization.nms import batched_soft_nms, soft_nms, tiou_matrix
+from videoact.heads.recognition.skeleton import load_recognizer
 from videoact.heads.segmentation.rows import segmentation_rows, window_votes
+from videoact.heads.temporal import load_temporal_model, predict_video
 from videoact.train import load_train_config
-from videoact.train.temporal import load_temporal_model, predict_video, train_localization, train_segmentation
+from videoact.train.temporal import train_localization, train_segmentation
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -265,10 +267,9 @@ def test_feature_cache_is_reused_and_invalidated_by_its_key(tmp_path, nw_concat)
 
 def test_window_features_match_the_recognizer_on_a_real_sequence(nw_concat):
     """The shipped model's pooled window features give its own class scores through its classifier."""
-    from videoact.heads.recognition.skeleton import load_recognizer
 
     seq = nw_concat.test[1]
-    bb = skeleton_backbone("builtin:nw_ucla_stgcnpp")
+    bb = skeleton_backbone(load_recognizer("builtin:nw_ucla_stgcnpp"))
     feats = sequence_features(seq.keypoints, bb, window=32, stride=16, video_id=seq.name)
     clf = load_recognizer("builtin:nw_ucla_stgcnpp")
     idx = window_index(seq.num_steps, window=32, stride=16)

@@ -1,7 +1,6 @@
 """videoact: video action understanding, decode -> features -> heads -> one shared annotation format."""
 
+from videoact._version import __version__
 from videoact.annotations import AnnotationError, Tables, load
-
-__version__ = "0.1.0.dev0"
 
 __all__ = ["AnnotationError", "Tables", "__version__", "load"]

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from videoact import __version__
+from videoact._version import __version__
 
 EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_USAGE = 0, 1, 2
 EVAL_TASKS = ("ava", "recognition", "lta", "tad", "tas")

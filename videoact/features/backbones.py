@@ -79,3 +79,11 @@ def build_backbone(name: str, **kwargs: Any) -> nn.Module:
     if name not in BACKBONES:
         raise KeyError(f"unknown video backbone {name!r}; registered: {', '.join(sorted(BACKBONES)) or 'none'}")
     return BACKBONES[name](**kwargs)
+
+
+def backbone_dim(backbone: nn.Module) -> int:
+    dim = getattr(backbone, "dim", None)
+    if not isinstance(dim, int):
+        raise ValueError(f"{type(backbone).__name__} has no integer `dim` (its token width): build it with "
+                         "features.backbones.build_backbone")
+    return dim

@@ -8,8 +8,8 @@ Windows that reach past either end repeat the first / last frame (``window_index
 Backbones:
 
 * ``skeleton_backbone("builtin:nw_ucla_stgcnpp" | "model.pt" | name=..., **kwargs)``: a skeleton network of
-  ``features.skeleton.registry`` (a trained checkpoint, or a freshly built one), its pooled features
-  (``model.features``) of each window prepared exactly as its training samples (``train.skeleton.prepare``);
+  ``features.skeleton.factory`` (a trained checkpoint, or a freshly built one), its pooled features
+  (``model.features``) of each window prepared exactly as its training samples (``features.skeleton.input.prepare``);
   input ``(M, T, V, C)`` joints.
 * ``video_backbone("vit_b16", checkpoint=..., **kwargs)``: any ``features.backbones`` video backbone, the mean of
   its kept tokens; input ``(T, H, W, 3)`` uint8 frames or a ``decode.VideoSource`` (windows decoded on demand).
@@ -109,7 +109,7 @@ class SkeletonSequenceBackbone:
     model: nn.Module
     layout: str
     num_persons: int
-    input: Any  # train.skeleton.SkeletonInputConfig: how a window becomes the network's input
+    input: Any  # features.skeleton.input.SkeletonInputConfig: how a window becomes the network's input
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -130,7 +130,7 @@ class SkeletonSequenceBackbone:
 
     @torch.no_grad()
     def encode(self, x: np.ndarray, index: np.ndarray) -> np.ndarray:
-        from videoact.train.skeleton import prepare
+        from videoact.features.skeleton.input import prepare
 
         batch = np.stack([prepare(x[:, idx], layout=self.layout, cfg=self.input, num_persons=self.num_persons)
                           for idx in index])  # (B, C, T, V, M)
@@ -162,39 +162,29 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(got, dim=1)
 
 
-def skeleton_backbone(ref: str | Path | None = None, *, name: str | None = None, input: Any = None,
+def skeleton_backbone(classifier: Any = None, *, name: str | None = None, input: Any = None,
                       **kwargs: Any) -> SkeletonSequenceBackbone:
     """A skeleton network as a sequence backbone.
 
-    ``ref``: ``builtin:NAME`` or a ``model.pt`` written by ``videoact train`` (weights and input preparation
-    from the checkpoint). Without ``ref``: ``name`` and ``kwargs`` build a registered network
-    (``features.skeleton.registry``) with its initial weights, prepared by ``input`` (default
+    ``classifier``: a trained ``heads.recognition.skeleton.SkeletonClassifier`` (``load_recognizer(ref)``):
+    weights and input preparation from its checkpoint. Without it: ``name`` and ``kwargs`` build a registered
+    network (``features.skeleton.factory``) with its initial weights, prepared by ``input`` (default
     ``SkeletonInputConfig()``): useful for tests and as the start of end-to-end training.
     """
-    from videoact.features.skeleton.registry import build_model
-    from videoact.train.skeleton import SkeletonInputConfig
+    from videoact.features.skeleton.factory import build_model
+    from videoact.features.skeleton.input import SkeletonInputConfig
 
-    if ref is not None:
-        from videoact.heads.recognition.skeleton import load_recognizer
-
-        clf = load_recognizer(str(ref))
-        state = torch.load(_resolved(str(ref)), map_location="cpu", weights_only=True)
-        return SkeletonSequenceBackbone(model=clf.model, layout=clf.layout, num_persons=clf.num_persons,
-                                        input=clf.input, name=str(state["model"]),
-                                        kwargs=dict(state["model_kwargs"]))
+    if classifier is not None:
+        return SkeletonSequenceBackbone(model=classifier.model, layout=classifier.layout,
+                                        num_persons=classifier.num_persons, input=classifier.input,
+                                        name=str(classifier.model_name), kwargs=dict(classifier.model_kwargs))
     if name is None:
-        raise ValueError("skeleton_backbone needs a checkpoint (builtin:NAME or a model.pt path) or a network name")
+        raise ValueError("skeleton_backbone needs a trained classifier (load_recognizer(ref)) or a network name")
     kwargs.setdefault("num_classes", 1)
     model = build_model(name, **kwargs)
     return SkeletonSequenceBackbone(model=model, layout=str(kwargs["layout"]),
                                     num_persons=int(kwargs.get("num_persons", 1)),
                                     input=input or SkeletonInputConfig(), name=name, kwargs=dict(kwargs))
-
-
-def _resolved(ref: str) -> Path:
-    from videoact.heads.recognition.skeleton import resolve_model
-
-    return resolve_model(ref)
 
 
 @dataclass
@@ -212,7 +202,7 @@ class VideoSequenceBackbone:
 
     @property
     def dim(self) -> int:
-        from videoact.heads.recognition.clip import backbone_dim
+        from videoact.features.backbones import backbone_dim
 
         return backbone_dim(self.model)
 

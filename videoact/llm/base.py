@@ -6,18 +6,19 @@ action tokens) and the prompt text (for language models); with a constraint the 
 exactly ``Z`` ``(verb_id, noun_id)`` pairs each, always valid vocabulary ids; with ``constraint=None`` a text
 backend returns free text (AntGPT's top-down "infer the goal" step).
 
-Backends register under their own name (``register_backend``), like the format registry.
+Backends register under their own name (``register_backend``); build them by name with
+``heads.anticipation.backends.build_backend``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from videoact.llm.constraint import ActionConstraint
+from videoact.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -55,33 +56,13 @@ class LLMBackend(Protocol):
         ...
 
 
-_BACKENDS: dict[str, Callable[..., LLMBackend]] = {}
+# the adapters here (hf, http, llamacpp) and the heads' own models register themselves; the factory that imports
+# the built-ins and builds by name is ``heads.anticipation.backends`` (it sits above both)
+BACKENDS: Registry[Callable[..., LLMBackend]] = Registry("anticipation backend")
 
 
 def register_backend(name: str) -> Callable[[Callable[..., LLMBackend]], Callable[..., LLMBackend]]:
-    def decorator(fn: Callable[..., LLMBackend]) -> Callable[..., LLMBackend]:
-        _BACKENDS[name] = fn
-        return fn
-    return decorator
-
-
-def list_backends(pattern: str = "*") -> list[str]:
-    _import_builtin()
-    return sorted(n for n in _BACKENDS if fnmatch.fnmatch(n, pattern))
-
-
-def build_backend(name: str, **kwargs: Any) -> LLMBackend:
-    """A backend by registered name with its keyword options (``build_backend("http", url=...)``)."""
-    _import_builtin()
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown anticipation backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
-    return _BACKENDS[name](**kwargs)
-
-
-def _import_builtin() -> None:
-    # Registration happens on import; the heavy libraries are imported lazily inside each backend.
-    from videoact.heads.anticipation import action_lm, baselines  # noqa: F401
-    from videoact.llm import hf, http, llamacpp  # noqa: F401
+    return BACKENDS.register(name)
 
 
 def require_constraint(constraint: ActionConstraint | None, backend: str) -> ActionConstraint:

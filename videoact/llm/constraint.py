@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from videoact.heads.anticipation.data import ActionVocab
+from videoact.annotations.vocab import ActionVocab
 
 SEP = ", "
 JOIN = " "
@@ -53,7 +53,7 @@ class ActionConstraint:
     """Exactly ``z`` actions from ``vocab``; the one constraint every backend compiles.
 
     Example:
-        >>> from videoact.heads.anticipation.data import ActionVocab
+        >>> from videoact.annotations.vocab import ActionVocab
         >>> c = ActionConstraint(ActionVocab("toy", ("take", "put"), ("pan", "lid")), z=2)
         >>> c.parse(" take pan, put lid")
         [(0, 0), (1, 1)]

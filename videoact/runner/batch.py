@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from tqdm.auto import tqdm
 
-from videoact import __version__
+from videoact._version import __version__
 from videoact.annotations import schema, store
 from videoact.config import RunConfig, fingerprint, to_dict, to_yaml
 from videoact.decode.probe import sha256_file

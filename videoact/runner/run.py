@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from videoact import __version__
+from videoact._version import __version__
 from videoact.annotations import schema
 from videoact.annotations.tables import Tables
 from videoact.config import AnticipationConfig, RunConfig, fingerprint
@@ -203,7 +203,7 @@ def _check_temporal(cfg: RunConfig) -> None:
 
 @functools.lru_cache(maxsize=2)
 def _temporal_model(ref: str) -> tuple[Any, dict[str, Any]]:
-    from videoact.train.temporal import load_temporal_model
+    from videoact.heads.temporal import load_temporal_model
 
     return load_temporal_model(ref)
 
@@ -211,7 +211,7 @@ def _temporal_model(ref: str) -> tuple[Any, dict[str, Any]]:
 def _temporal(ref: VideoRef, cfg: RunConfig, track: Any, fps: float, n_frames: int, source: str) -> pd.DataFrame:
     """``segmentation`` / ``localization`` segments of one whole video from its pose track."""
     from videoact.heads.recognition.skeleton import track_on_grid
-    from videoact.train.temporal import predict_video
+    from videoact.heads.temporal import predict_video
 
     try:
         model, meta = _temporal_model(cfg.temporal.model)

@@ -16,9 +16,9 @@ from videoact.config import ConfigError, build_config, read_yaml
 # trainer name -> (config class, train function), as "module:attribute" so nothing heavy is imported early
 TRAINERS: dict[str, tuple[str, str]] = {
     "action_lm": ("videoact.heads.anticipation.config:ActionLMTrainConfig",
-                  "videoact.heads.anticipation.action_lm:train_action_lm"),
+                  "videoact.train.anticipation:train_action_lm"),
     "text_lm": ("videoact.heads.anticipation.config:TextLMTrainConfig",
-                "videoact.heads.anticipation.text_lm:train_text_lm"),
+                "videoact.train.anticipation:train_text_lm"),
     "ava_detection": ("videoact.train.detection:DetectionTrainConfig", "videoact.train.detection:train_detection"),
     "skeleton": ("videoact.train.skeleton:SkeletonTrainConfig", "videoact.train.skeleton:train_skeleton"),
     "rgb_recognition": ("videoact.train.rgb:RGBRecognitionTrainConfig", "videoact.train.rgb:train_rgb_recognition"),

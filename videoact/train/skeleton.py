@@ -26,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
+from videoact.annotations.store import atomic_torch_save
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton._sample import SkeletonSample
-from videoact.features.skeleton import transforms as T
-from videoact.features.skeleton.registry import build_model
+from videoact.features.skeleton.factory import build_model
+from videoact.features.skeleton.input import SkeletonAugmentConfig, SkeletonInputConfig, prepare
+from videoact.heads.recognition.skeleton import save_model
 from videoact.train.common import lr_lambda, resume_key
 
 log = logging.getLogger("videoact.train.skeleton")
@@ -43,25 +44,6 @@ log = logging.getLogger("videoact.train.skeleton")
 class SkeletonDataConfig:
     benchmark: str = doc("protocol from videoact.datasets.skeleton.benchmarks.BENCHMARKS", default="nw_ucla_xview")
     root: Path = field(default=Path("../shared/data/skeleton/nw_ucla"), metadata={"doc": "the dataset's folder"})
-
-
-@dataclass(frozen=True)
-class SkeletonInputConfig:
-    """How a sample becomes a model input; saved in the checkpoint and reused at inference."""
-
-    frames: int = doc("frames per sample after resampling", default=32)
-    center_joint: str | None = doc("joint subtracted (person 0, first frame); null: the layout's centre",
-                                   default=None)
-    align_view: bool = doc("rotate 3D skeletons into a body frame (hips along x, spine along y)", default=False)
-
-
-@dataclass(frozen=True)
-class SkeletonAugmentConfig:
-    rotate_degrees: tuple[float, float, float] = doc("max random rotation about x, y, z (2D: z only)",
-                                                     default=(30.0, 30.0, 30.0))
-    scale: tuple[float, float] = doc("random per-axis scale range", default=(0.85, 1.15))
-    crop: tuple[float, float] = doc("random temporal crop, as a fraction of the sequence", default=(0.7, 1.0))
-    mirror: float = doc("chance of a left/right mirrored sample", default=0.0)
 
 
 @dataclass(frozen=True)
@@ -103,23 +85,6 @@ class SkeletonTrainConfig:
 
 
 # --------------------------------------------------------------------------------------------------- data
-
-
-def prepare(x: np.ndarray, *, layout: str, cfg: SkeletonInputConfig, num_persons: int,
-            rng: np.random.Generator | None = None, augment: SkeletonAugmentConfig | None = None) -> np.ndarray:
-    """One sample ``(M, T, V, C)`` -> model input ``(C, frames, V, num_persons)``; random only when ``rng`` is given."""
-    x = T.pad_persons(np.asarray(x, np.float32), num_persons)
-    x = T.center(x, layout, cfg.center_joint)
-    if cfg.align_view and x.shape[-1] == 3:
-        x = T.align_view(x, layout)
-    if rng is not None and augment is not None:
-        x = T.random_rotate_scale(x, rng, max_degrees=augment.rotate_degrees, scale=augment.scale)
-        if augment.mirror and rng.random() < augment.mirror:
-            x = T.mirror(x, layout)
-        x = T.resample(x, cfg.frames, rng=rng, crop=augment.crop)
-    else:
-        x = T.resample(x, cfg.frames)
-    return np.ascontiguousarray(x.transpose(3, 1, 2, 0))  # (C, T, V, M)
 
 
 class SkeletonDataset(torch.utils.data.Dataset):
@@ -263,62 +228,6 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
     log.info("%s: top-1 %.4f  top-5 %.4f  mean class %.4f  (%.0f s training)", bench.name, metrics["top1_acc"],
              metrics["top5_acc"], metrics["mean_class_accuracy"], train_s)
     return path
-
-
-# ------------------------------------------------------------------------------------------- checkpoints
-
-
-def save_model(path: Path, model: nn.Module, *, model_name: str, model_kwargs: dict[str, Any],
-               classes: Sequence[str], input_cfg: SkeletonInputConfig, extra: dict[str, Any]) -> Path:
-    """The inference checkpoint: weights in float32 plus plain data only (loads with ``weights_only=True``)."""
-    atomic_torch_save({"format": "videoact.skeleton/1", "model": model_name,
-                  "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs.items()},
-                  "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                  "classes": list(classes), "input": to_dict(input_cfg), "extra": extra}, Path(path))
-    return Path(path)
-
-
-@dataclass
-class SkeletonClassifier:
-    """A trained network with its class names and input preparation: what the recognition head runs."""
-
-    model: nn.Module
-    classes: tuple[str, ...]
-    layout: str
-    num_persons: int
-    in_channels: int
-    input: SkeletonInputConfig
-    meta: dict[str, Any]
-    name: str = "skeleton"
-
-    @property
-    def label_space(self) -> str:
-        return str(self.meta.get("benchmark", self.name))
-
-    @torch.no_grad()
-    def predict_proba(self, keypoints: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """``(M, T, V, C)`` sequences on ``self.layout`` -> ``(N, K)`` class probabilities."""
-        seqs = [keypoints] if isinstance(keypoints, np.ndarray) else list(keypoints)
-        x = torch.from_numpy(np.stack([prepare(s, layout=self.layout, cfg=self.input, num_persons=self.num_persons)
-                                       for s in seqs]))
-        self.model.eval()
-        return F.softmax(self.model(x), dim=-1).numpy()
-
-
-def load_model(path: str | Path) -> SkeletonClassifier:
-    """Load ``model.pt`` written by ``train_skeleton`` (``weights_only=True``: tensors and plain data only)."""
-    path = Path(path)
-    state = load_torch_checkpoint(path, fmt="videoact.skeleton/1", what="skeleton",
-                                  make="videoact train configs/skeleton/...")
-    kwargs = dict(state["model_kwargs"])
-    model = build_model(state["model"], **kwargs)
-    model.load_state_dict(state["state_dict"])
-    model.eval()
-    inp = state["input"]
-    return SkeletonClassifier(model=model, classes=tuple(state["classes"]), layout=kwargs["layout"],
-                              num_persons=int(kwargs.get("num_persons", 1)),
-                              in_channels=int(kwargs.get("in_channels", 3)),
-                              input=SkeletonInputConfig(**inp), meta=dict(state["extra"]), name=path.stem)
 
 
 # ------------------------------------------------------------------------------------------- eval tables

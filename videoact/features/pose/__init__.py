@@ -1,8 +1,8 @@
 """Pose extraction from RGB onto named joint layouts (BlazePose by default), and poses read from files.
 
-``base``: ``PersonPose``, ``PoseTrack``, the ``PoseBackend`` / ``FramePoses`` protocols and the registry
-(``build_pose_backend(name, ...)``); ``mediapipe_backend`` (``mediapipe``, default, offline), ``rtmlib_backend``
-(``rtmpose``, user-supplied ONNX files), ``precomputed`` (``skeletons``, ``skeleton-pickle``);
+``base``: ``PersonPose``, ``PoseTrack``, the ``PoseBackend`` / ``FramePoses`` protocols and the registry;
+``factory``: ``build_pose_backend(name, ...)``; ``mediapipe_backend`` (``mediapipe``, default, offline),
+``rtmlib_backend`` (``rtmpose``, user-supplied ONNX files), ``precomputed`` (``skeletons``, ``skeleton-pickle``);
 ``extract``: ``extract_poses``, ``pose_tables``, ``to_array``; ``boxes``: person proposals for the AVA head.
 """
 
@@ -13,11 +13,10 @@ from videoact.features.pose.base import (
     PoseBackend,
     PoseFrame,
     PoseTrack,
-    build_pose_backend,
-    list_pose_backends,
 )
 from videoact.features.pose.boxes import boxes_from_keypoints, person_boxes
 from videoact.features.pose.extract import extract_poses, pose_tables, to_array
+from videoact.features.pose.factory import build_pose_backend, list_pose_backends
 
 __all__ = [
     "POSE_BACKENDS",

@@ -1,4 +1,4 @@
-"""What every pose backend returns (``PersonPose``), the backend protocol, and the registry of backends by name.
+"""What every pose backend returns (``PersonPose``), the backend protocol, and the registry the backends register in.
 
 Two kinds of backend share the registry:
 
@@ -12,12 +12,13 @@ Two kinds of backend share the registry:
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from videoact.registry import Registry
 
 
 @dataclass
@@ -135,32 +136,10 @@ class PoseTrack:
 
 Builder = Callable[..., Any]  # keyword-only options -> PoseBackend | PrecomputedPoses
 
-POSE_BACKENDS: dict[str, Builder] = {}
+# filled by the backend modules; ``features.pose.factory`` imports the built-ins and builds by name
+POSE_BACKENDS: Registry[Builder] = Registry("pose backend")
 
 
 def register_pose_backend(name: str) -> Callable[[Builder], Builder]:
     """Register a keyword-only builder under ``name``."""
-    def decorator(fn: Builder) -> Builder:
-        if name in POSE_BACKENDS:
-            raise ValueError(f"pose backend {name!r} registered twice")
-        POSE_BACKENDS[name] = fn
-        return fn
-    return decorator
-
-
-def _import_builtin() -> None:
-    # the modules register on import; mediapipe / rtmlib themselves are imported lazily inside the builders
-    from videoact.features.pose import mediapipe_backend, precomputed, rtmlib_backend  # noqa: F401
-
-
-def list_pose_backends(pattern: str = "*") -> list[str]:
-    _import_builtin()
-    return sorted(n for n in POSE_BACKENDS if fnmatch.fnmatch(n, pattern))
-
-
-def build_pose_backend(name: str, **kwargs: Any) -> Any:
-    """A backend by name with its options: ``build_pose_backend("mediapipe", model_complexity=1)``."""
-    _import_builtin()
-    if name not in POSE_BACKENDS:
-        raise ValueError(f"unknown pose backend {name!r}; available: {', '.join(sorted(POSE_BACKENDS))}")
-    return POSE_BACKENDS[name](**kwargs)
+    return POSE_BACKENDS.register(name)

@@ -12,35 +12,22 @@ read back with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
-from videoact.heads.anticipation.config import ActionLMModelConfig, ActionLMTrainConfig, LTADataConfig
+from videoact.heads.anticipation.config import ActionLMModelConfig
 from videoact.heads.anticipation.data import (
-    ActionSequence,
     ActionVocab,
-    LTASamples,
-    action_sequences,
-    ego4d_vocab,
-    epic55_vocab,
-    make_samples,
-    participant_split,
-    read_ego4d_lta,
-    read_epic55,
-    split_samples,
 )
 from videoact.llm.base import Candidate, Prompt, register_backend, require_constraint
 from videoact.llm.constraint import ActionConstraint
-from videoact.train.common import warmup_cosine
 
 log = logging.getLogger("videoact.anticipation")
 CHECKPOINT_FORMAT = "videoact.action_lm/1"
@@ -101,95 +88,7 @@ def pad_history(observed: Sequence[tuple[int, int]], n: int, vocab: ActionVocab)
 # ---------------------------------------------------------------------------------------------- data
 
 
-def load_lta_data(cfg: LTADataConfig) -> tuple[ActionVocab, list[ActionSequence], list[ActionSequence], dict]:
-    """Vocabulary, train and validation sequences, and a description of the split."""
-    if cfg.dataset == "epic55":
-        vocab = epic55_vocab(cfg.root)
-        seqs = action_sequences(read_epic55(cfg.root))
-        train_g, val_g = participant_split([s.group for s in seqs], val_fraction=cfg.val_fraction,
-                                           seed=cfg.split_seed)
-        split = {"kind": "participant_held_out", "seed": cfg.split_seed, "val_participants": val_g}
-        return vocab, [s for s in seqs if s.group in train_g], [s for s in seqs if s.group in val_g], split
-    if cfg.train_json is None or cfg.taxonomy is None:
-        raise ValueError("data.dataset=ego4d needs data.train_json and data.taxonomy")
-    vocab = ego4d_vocab(cfg.taxonomy)
-    train = action_sequences(read_ego4d_lta(cfg.train_json, cfg.taxonomy))
-    val = action_sequences(read_ego4d_lta(cfg.val_json, cfg.taxonomy)) if cfg.val_json else []
-    return vocab, train, val, {"kind": "ego4d_official", "val": str(cfg.val_json)}
-
-
-def epic55_split_samples(cfg: LTADataConfig) -> tuple[ActionVocab, list[ActionSequence], LTASamples, LTASamples]:
-    """EPIC-55 train sequences, and train / held-out samples (N, Z from ``cfg``), for baselines and benchmarks."""
-    vocab = epic55_vocab(cfg.root)
-    seqs = action_sequences(read_epic55(cfg.root))
-    samples = make_samples(seqs, n_observed=cfg.n_observed, z=cfg.z)
-    train_g, val_g = participant_split([s.group for s in seqs], val_fraction=cfg.val_fraction, seed=cfg.split_seed)
-    train_s, val_s = split_samples(samples, val_g)
-    return vocab, [s for s in seqs if s.group in train_g], train_s, val_s
-
-
 # ---------------------------------------------------------------------------------------------- training
-
-
-def _batch_loss(model: ActionLM, s: LTASamples, idx: np.ndarray, *, smoothing: float, hide: float,
-                gen: torch.Generator | None) -> torch.Tensor:
-    ov, on = torch.from_numpy(s.obs_verb[idx]), torch.from_numpy(s.obs_noun[idx])  # (B, N)
-    if hide > 0 and gen is not None:
-        drop = torch.rand(ov.shape, generator=gen) < hide
-        ov, on = ov.masked_fill(drop, model.n_verbs), on.masked_fill(drop, model.n_nouns)
-    lv, ln = model(ov, on)  # (B, Z, V), (B, Z, Nn)
-    tv, tn = torch.from_numpy(s.fut_verb[idx]), torch.from_numpy(s.fut_noun[idx])  # (B, Z)
-    return (F.cross_entropy(lv.flatten(0, 1), tv.flatten(), label_smoothing=smoothing)
-            + F.cross_entropy(ln.flatten(0, 1), tn.flatten(), label_smoothing=smoothing))
-
-
-@torch.no_grad()
-def evaluate_loss(model: ActionLM, s: LTASamples, *, batch_size: int = 512) -> float:
-    model.eval()
-    total = 0.0
-    for i in range(0, len(s), batch_size):
-        idx = np.arange(i, min(i + batch_size, len(s)))
-        total += float(_batch_loss(model, s, idx, smoothing=0.0, hide=0.0, gen=None)) * len(idx)
-    return total / max(1, len(s))
-
-
-def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Index batches over ``n`` samples forever, reshuffled each epoch (a short last batch is skipped)."""
-    bs = min(batch_size, n)
-    while True:
-        order = rng.permutation(n)
-        for pos in range(0, n - bs + 1, bs):
-            yield order[pos:pos + bs]
-
-
-def fit_action_lm(model: ActionLM, train: LTASamples, optim_cfg: Any, *, val: LTASamples | None = None) -> list[float]:
-    """Train ``model`` in place; returns the logged (smoothed) training losses."""
-    o = optim_cfg
-    torch.manual_seed(o.seed)
-    gen = torch.Generator().manual_seed(o.seed)
-    rng = np.random.default_rng(o.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
-    losses, running, t0 = [], None, time.perf_counter()
-    batches = shuffled_batches(len(train), o.batch_size, rng)
-    model.train()
-    for step in range(o.steps):
-        idx = next(batches)
-        loss = _batch_loss(model, train, idx, smoothing=o.label_smoothing, hide=o.history_dropout, gen=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        value = loss.item()
-        running = value if running is None else 0.9 * running + 0.1 * value
-        if (step + 1) % o.log_every == 0 or step == o.steps - 1:
-            losses.append(running)
-            log.info("step %d/%d loss %.4f (%.0fs)", step + 1, o.steps, running, time.perf_counter() - t0)
-    if val is not None and len(val):
-        log.info("held-out loss %.4f", evaluate_loss(model, val))
-    model.eval()
-    return losses
 
 
 def save_action_lm(path: str | Path, model: ActionLM, vocab: ActionVocab, model_cfg: ActionLMModelConfig,
@@ -212,26 +111,6 @@ def load_action_lm(path: str | Path) -> tuple[ActionLM, ActionVocab]:
                             cfg=ActionLMModelConfig(**blob["model"]))
     model.load_state_dict(blob["state_dict"])
     return model.eval(), vocab
-
-
-def train_action_lm(cfg: ActionLMTrainConfig) -> Path:
-    """Train the built-in action LM from ``cfg`` and write its checkpoint to ``cfg.output``; returns that path."""
-    if cfg.optim.threads:
-        torch.set_num_threads(cfg.optim.threads)
-    vocab, train_seqs, val_seqs, split = load_lta_data(cfg.data)
-    d = cfg.data
-    train = make_samples(train_seqs, n_observed=d.n_observed, z=d.z, stride=d.stride)
-    val = make_samples(val_seqs, n_observed=d.n_observed, z=d.z)
-    if not len(train):
-        raise ValueError(f"no training samples: every sequence is shorter than n_observed + z = {d.n_observed + d.z}")
-    log.info("action LM: %d train / %d held-out samples, %d verbs, %d nouns", len(train), len(val), vocab.n_verbs,
-             vocab.n_nouns)
-    torch.manual_seed(cfg.optim.seed)
-    model = build_action_lm(vocab=vocab, n_observed=d.n_observed, z=d.z, cfg=cfg.model)
-    losses = fit_action_lm(model, train, cfg.optim, val=val)
-    extra = {"split": split, "train_losses": losses, "n_train": len(train), "n_val": len(val),
-             "val_loss": evaluate_loss(model, val) if len(val) else None}
-    return save_action_lm(cfg.output, model, vocab, cfg.model, extra)
 
 
 # ---------------------------------------------------------------------------------------------- backend

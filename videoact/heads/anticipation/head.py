@@ -18,10 +18,11 @@ import pandas as pd
 from videoact.annotations import schema
 from videoact.annotations.tables import Tables
 from videoact.config import fingerprint
+from videoact.heads.anticipation.backends import build_backend
 from videoact.heads.anticipation.config import AnticipationConfig
 from videoact.heads.anticipation.data import ActionVocab, LTASamples
 from videoact.heads.anticipation.prompting import ExampleBank, build_prompts
-from videoact.llm.base import LLMBackend, Prompt, build_backend
+from videoact.llm.base import LLMBackend, Prompt
 from videoact.llm.constraint import ActionConstraint
 
 

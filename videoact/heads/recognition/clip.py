@@ -39,7 +39,7 @@ from torch import nn
 from videoact.config import doc, to_dict
 from videoact.decode.samplers import sliding_window_clips, uniform_clips
 from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, short_side_resize, to_float_cthw
-from videoact.features.backbones import BackboneOutput, build_backbone
+from videoact.features.backbones import BackboneOutput, backbone_dim, build_backbone
 from videoact.features.text import TEXT_DIM, TEXT_ENCODER, ClassTexts, Encoder, class_embeddings, class_texts
 
 if TYPE_CHECKING:
@@ -91,14 +91,6 @@ def prepare_clip(frames: torch.Tensor, cfg: ClipInputConfig, *, rng: np.random.G
 
 
 # ------------------------------------------------------------------------------------------------ modules
-
-
-def backbone_dim(backbone: nn.Module) -> int:
-    dim = getattr(backbone, "dim", None)
-    if not isinstance(dim, int):
-        raise ValueError(f"{type(backbone).__name__} has no integer `dim` (its token width): build it with "
-                         "features.backbones.build_backbone")
-    return dim
 
 
 class TokenPool(nn.Module):

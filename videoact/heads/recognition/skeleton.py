@@ -2,7 +2,7 @@
 
 The pose track of a video (from ``features.pose``) is cut into windows of ``window_s`` seconds every
 ``stride_s`` seconds; each window with enough poses is prepared exactly as the model's training samples
-(``train.skeleton.prepare``: centre, resample) and classified. Every window writes its ``top_k`` classes as
+(``features.skeleton.input.prepare``: centre, resample) and classified. Every window writes its ``top_k`` classes as
 ``recognition`` segments scored by their probability, so ``videoact eval recognition`` and the notebooks read
 them like any other prediction.
 
@@ -15,21 +15,91 @@ and mapped onto the model's layout with ``layouts.convert``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
 
+from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
+from videoact.config import to_dict
 from videoact.features.pose.base import PoseTrack
 from videoact.features.pose.extract import to_array
+from videoact.features.skeleton.factory import build_model
+from videoact.features.skeleton.input import SkeletonInputConfig, prepare
 from videoact.features.skeleton.layouts import convert
-from videoact.train.skeleton import SkeletonClassifier, load_model
 
 BUILTIN_PREFIX = "builtin:"
 # BlazePose world axes (x right, y down, z away) -> Kinect camera space (x left, y up, z away)
 MEDIAPIPE_TO_KINECT = np.diag([-1.0, -1.0, 1.0]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------- checkpoints
+
+
+def save_model(path: Path, model: nn.Module, *, model_name: str, model_kwargs: dict[str, Any],
+               classes: Sequence[str], input_cfg: SkeletonInputConfig, extra: dict[str, Any]) -> Path:
+    """The inference checkpoint: weights in float32 plus plain data only (loads with ``weights_only=True``)."""
+    atomic_torch_save({"format": "videoact.skeleton/1", "model": model_name,
+                  "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs.items()},
+                  "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                  "classes": list(classes), "input": to_dict(input_cfg), "extra": extra}, Path(path))
+    return Path(path)
+
+
+@dataclass
+class SkeletonClassifier:
+    """A trained network with its class names and input preparation: what the recognition head runs."""
+
+    model: nn.Module
+    classes: tuple[str, ...]
+    layout: str
+    num_persons: int
+    in_channels: int
+    input: SkeletonInputConfig
+    meta: dict[str, Any]
+    name: str = "skeleton"
+    model_name: str = ""  # the registered network (features.skeleton.factory) and its builder's arguments
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label_space(self) -> str:
+        return str(self.meta.get("benchmark", self.name))
+
+    @torch.no_grad()
+    def predict_proba(self, keypoints: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """``(M, T, V, C)`` sequences on ``self.layout`` -> ``(N, K)`` class probabilities."""
+        seqs = [keypoints] if isinstance(keypoints, np.ndarray) else list(keypoints)
+        x = torch.from_numpy(np.stack([prepare(s, layout=self.layout, cfg=self.input, num_persons=self.num_persons)
+                                       for s in seqs]))
+        self.model.eval()
+        return F.softmax(self.model(x), dim=-1).numpy()
+
+
+def load_model(path: str | Path) -> SkeletonClassifier:
+    """Load ``model.pt`` written by ``train_skeleton`` (``weights_only=True``: tensors and plain data only)."""
+    path = Path(path)
+    state = load_torch_checkpoint(path, fmt="videoact.skeleton/1", what="skeleton",
+                                  make="videoact train configs/skeleton/...")
+    kwargs = dict(state["model_kwargs"])
+    model = build_model(state["model"], **kwargs)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    inp = state["input"]
+    return SkeletonClassifier(model=model, classes=tuple(state["classes"]), layout=kwargs["layout"],
+                              num_persons=int(kwargs.get("num_persons", 1)),
+                              in_channels=int(kwargs.get("in_channels", 3)),
+                              input=SkeletonInputConfig(**inp), meta=dict(state["extra"]), name=path.stem,
+                              model_name=str(state["model"]), model_kwargs=kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- windows
 
 
 def builtin_models() -> list[str]:

@@ -61,7 +61,7 @@ def build_lac(*, num_classes: int, layout: str = "kinect20", pretrained: str | N
               encoder_kwargs: dict[str, Any] | None = None, dropout: float = 0.0) -> LACSegmenter:
     """LAC-style segmenter; ``pretrained`` (a skeleton checkpoint) gives the encoder its weights and size,
     else ``encoder_kwargs`` build a fresh ``stgcnpp`` on ``layout``."""
-    from videoact.features.skeleton.registry import build_model
+    from videoact.features.skeleton.factory import build_model
 
     if pretrained is not None:
         from videoact.heads.recognition.skeleton import load_recognizer
