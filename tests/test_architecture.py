@@ -1,6 +1,7 @@
 """The package's layers, read from its source (AST only: nothing is imported).
 
-Data flows one way (docs/architecture.md): ``annotations`` / ``config`` / ``decode`` <- ``features`` / ``llm`` <-
+Data flows one way (docs/architecture.md): ``annotations`` / ``config`` / ``decode`` <- ``pipeline`` (the stage
+protocol) <- ``features`` / ``llm`` <-
 ``heads`` / ``datasets`` <- ``eval`` / ``viz`` <- ``runner`` / ``train`` <- ``cli``. Every import in a module,
 function-level and ``TYPE_CHECKING`` ones included, must point down (or stay inside its own top-level package),
 and no two modules may import each other through any chain.
@@ -19,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "videoact"
 
 _LEAVES = {"_version", "registry"}
 _BASE = _LEAVES | {"annotations", "config", "decode"}
-_MIDDLE = _BASE | {"features", "llm"}
+_STAGE = _BASE | {"pipeline"}  # the stage protocol every stage module implements
+_MIDDLE = _STAGE | {"features", "llm"}
 _HEADS = _MIDDLE | {"heads", "datasets"}
 _TOP = _HEADS | {"eval", "viz"}
 # top-level package or module of videoact -> the top-level ones it may import (its own is always allowed)
@@ -29,7 +31,8 @@ ALLOWED: dict[str, set[str]] = {
     "annotations": _LEAVES,
     "config": _LEAVES,
     "decode": _LEAVES,
-    "features": _BASE,
+    "pipeline": _BASE,
+    "features": _STAGE,
     "llm": _BASE,
     "heads": _MIDDLE,
     "datasets": _MIDDLE - {"llm"},

@@ -22,6 +22,7 @@ import torch
 import videoact
 from videoact.annotations.formats import import_annotations
 from videoact.cli import main
+from videoact.config import ConfigError
 from videoact.features.backbones import BackboneOutput, build_backbone
 from videoact.heads.detection.boxes import keyframe_boxes, read_proposals
 from videoact.heads.detection.evad import pad_boxes, roi_pool_actors
@@ -228,7 +229,7 @@ def test_training_resumes_and_refuses_another_config(trained: SimpleNamespace) -
     train_from_file(TINY, trained.overrides)  # every epoch done: nothing trains, model.pt is rewritten
     again = load_detection_model(trained.model)
     assert all(torch.equal(v, before["model"][k]) for k, v in again.net.state_dict().items())
-    with pytest.raises(ValueError, match="written by a different config"):
+    with pytest.raises(ConfigError, match=r"last\.pt: written by a different config \(optim\.lr: 0\.003 -> 0\.1\)"):
         train_from_file(TINY, [*trained.overrides, "optim.lr=0.1"])
 
 

@@ -178,7 +178,7 @@ def test_stopped_training_resumes_to_the_same_weights(tmp_path: Path, videos: di
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    with pytest.raises(ConfigError, match="different config"):
+    with pytest.raises(ConfigError, match=r"different config \(optim\.lr: 0\.003 -> 0\.01\)"):
         train_rgb_recognition(make_config(tmp_path / "b", videos, *short, "optim.lr=0.01"))
 
 

@@ -12,6 +12,7 @@ from videoact.datasets.skeleton import load_msr_action3d, read_nw_ucla_json
 from videoact.features.skeleton import transforms as T
 from videoact.features.skeleton.layouts import LAYOUTS, convert, get_layout, mapping
 from videoact.features.skeleton.modalities import bones, motion, person_weights, stack_modalities
+from videoact.registry import UnknownNameError
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
@@ -41,7 +42,7 @@ def test_layout_graph_is_a_tree_to_the_centre(name: str) -> None:
 
 
 def test_unknown_layout_and_mapping_name_the_choices() -> None:
-    with pytest.raises(KeyError, match="registered: kinect20"):
+    with pytest.raises(UnknownNameError, match="unknown joint layout 'openpose18'; known: coco17, kinect20"):
         get_layout("openpose18")
     with pytest.raises(KeyError, match="no joint mapping from sbu15 to coco17"):
         mapping("sbu15", "coco17")

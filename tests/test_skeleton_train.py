@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from videoact.config import ConfigError
 from videoact.eval.io import load_input
 from videoact.eval.recognition import evaluate_recognition
 from videoact.features.skeleton.input import prepare
@@ -71,7 +72,7 @@ def test_stopped_training_resumes_to_the_same_weights(tmp_path, shared_data):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     # a different recipe must not silently continue someone else's run
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ConfigError, match=r"different config \(optim\.lr: 0\.1 -> 0\.2\)"):
         train_skeleton(_config(tmp_path / "b", shared_data, "optim.epochs=4", "optim.lr=0.2"))
 
 

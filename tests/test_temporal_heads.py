@@ -15,6 +15,7 @@ import torch
 
 from videoact.annotations import schema, store
 from videoact.annotations.tables import Tables
+from videoact.config import ConfigError
 from videoact.datasets.skeleton.untrimmed import load_untrimmed, to_grid
 from videoact.eval.detection import evaluate_detection
 from videoact.eval.io import load_input
@@ -214,7 +215,7 @@ def test_stopped_segmentation_training_resumes_to_the_same_weights(tmp_path, sha
     a = torch.load(full, weights_only=True)["state_dict"]
     b = torch.load(resumed, weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ConfigError, match=r"different config \(optim\.lr: 0\.0005 -> 0\.01\)"):
         train_segmentation(_config("nw_ucla_concat_mstcn", shared_data, tmp_path / "b", *common, "optim.lr=0.01"))
 
 

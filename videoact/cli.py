@@ -10,15 +10,30 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from videoact._version import __version__
 
+if TYPE_CHECKING:
+    from videoact.registry import Registry
+
 EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_USAGE = 0, 1, 2
-EVAL_TASKS = ("ava", "recognition", "lta", "tad", "tas")
+
+
+def eval_tasks() -> list[str]:
+    """The tasks of ``videoact eval``: the names in ``videoact.eval.EVALUATORS``."""
+    from videoact.eval import EVALUATORS
+
+    return EVALUATORS.names()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVAL_TASKS":  # read from the registry on use, so importing this module stays cheap
+        return tuple(eval_tasks())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CLIError(Exception):
@@ -162,24 +177,56 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
     cfg = load_config(RunConfig, args.config, args.overrides)
     print(f"# resolved run config (fingerprint {fingerprint(cfg)})")
-    print(to_yaml(cfg, comments=not args.plain), end="")
+    print(to_yaml(cfg, comments=not args.plain, names=None if args.plain else _config_names()), end="")
     return EXIT_OK
+
+
+def _config_names() -> dict[str, list[str]]:
+    """Registered names by registry kind, for the config keys declared ``doc(..., names=kind)``."""
+    from videoact.features.pose.factory import POSE_BACKENDS  # imports the built-in backends
+
+    return {reg.kind: reg.names() for reg in (POSE_BACKENDS,)}
 
 
 # ------------------------------------------------------------------------------------------------ parser
 
-def _formats_epilog(kind: str) -> str:
-    from videoact.annotations.formats import _common
+def _first_line(obj: Any) -> str:
+    text = (obj.__doc__ or "").strip()
+    return text.splitlines()[0] if text else ""
 
-    names = _common.list_importers() if kind == "import" else _common.list_exporters()
-    get = _common.get_importer if kind == "import" else _common.get_exporter
-    lines = [f"formats ({kind}):"]
-    for n in names:
-        fn = get(n)
-        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        opts = ", ".join(_common.accepts(fn))
-        lines.append(f"  {n:<22} {doc}" + (f" [options: {opts}]" if opts else ""))
+
+def _listing(title: str, registry: Registry[Any], describe: Callable[[Any], str] = _first_line) -> str:
+    """An epilog listing every name of ``registry`` (never a copied list), one line each with ``describe(obj)``."""
+    lines = [f"{title}:"]
+    for name, obj in registry.items():
+        lines.append(f"  {name:<22} {describe(obj)}".rstrip())
     return "\n".join(lines)
+
+
+def _with_options(fn: Callable[..., Any]) -> str:
+    from videoact.annotations.formats._common import accepts
+
+    opts = ", ".join(accepts(fn))
+    return _first_line(fn) + (f" [options: {opts}]" if opts else "")
+
+
+def _formats_epilog(kind: str) -> str:
+    from videoact.annotations.formats import EXPORTERS, IMPORTERS
+
+    return _listing(f"formats ({kind})", IMPORTERS if kind == "import" else EXPORTERS, _with_options)
+
+
+def _eval_epilog() -> str:
+    from videoact.eval import EVALUATORS
+
+    return _listing("tasks", EVALUATORS, _with_options)
+
+
+def _train_epilog() -> str:
+    from videoact.train import TRAINERS
+
+    return _listing("trainers (the `trainer:` key; the config class documents the other keys)", TRAINERS,
+                    lambda t: t.config.replace(":", "."))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,9 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", formatter_class=fmt, help="score predictions against ground truth (official metrics)",
                        description="Compare a prediction table with a ground-truth table of the same format.\n"
-                                   "TASK: ava (frame-mAP@0.5), recognition (top-k), lta (Ego4D edit distance), "
-                                   "tad (temporal detection mAP), tas (segmentation MoF/Edit/F1).")
-    e.add_argument("task", choices=EVAL_TASKS, metavar="TASK", help=", ".join(EVAL_TASKS))
+                                   "TASK is one of the tasks listed below (with their -O options).",
+                       epilog=_eval_epilog())
+    tasks = eval_tasks()
+    e.add_argument("task", choices=tasks, metavar="TASK", help=", ".join(tasks))
     e.add_argument("--gt", required=True, metavar="PATH", help="ground truth: a run/import directory or a file")
     e.add_argument("--pred", required=True, metavar="PATH", help="predictions: a run/import directory or a file")
     e.add_argument("--label-map", metavar="PATH", help="label map (e.g. AVA pbtxt)")
@@ -278,10 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", formatter_class=fmt, help="train a model from a config file",
                        description="Train what CONFIG.yaml describes; its `trainer:` key picks the trainer "
-                                   "(action_lm: the built-in anticipation model).",
-                       epilog="Example: videoact train configs/anticipation/action_lm_epic55.yaml optim.steps=200")
+                                   "(listed below).",
+                       epilog=_train_epilog() + "\n\n"
+                              "Example: videoact train configs/anticipation/action_lm_epic55.yaml optim.steps=200")
     t.add_argument("config", metavar="CONFIG.yaml")
     t.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    t.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines (one per epoch, or every optim.log_every steps): warnings and errors only")
     t.set_defaults(func=cmd_train)
 
     n = sub.add_parser("info", formatter_class=fmt, help="print a video's metadata",
@@ -308,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from videoact.annotations.schema import AnnotationError
     from videoact.config import ConfigError
     from videoact.decode import VideoDecodeError
+    from videoact.registry import UnknownNameError
     from videoact.runner.errors import EngineError, InputError, StageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -324,15 +376,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             and not Path(args.config).exists():
         args.overrides = [args.config, *args.overrides]
         args.config = None
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    quiet = args.command == "train" and args.quiet  # `run -q` only hides progress bars
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args))
     except CLIError as exc:
         print(f"videoact: error: {exc}", file=sys.stderr)
         return exc.code
-    except (AnnotationError, ConfigError, VideoDecodeError, InputError, StageError, EngineError, FileNotFoundError,
-            NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+    except (AnnotationError, ConfigError, UnknownNameError, VideoDecodeError, InputError, StageError, EngineError,
+            FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
         print(f"videoact: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -29,9 +29,13 @@ class ConfigError(ValueError):
     """A config file or override is wrong; the message names the key and the fix."""
 
 
-def doc(text: str, **kwargs: Any) -> Any:
-    """A dataclass field with a one-line doc, shown by ``videoact config show``."""
-    return field(metadata={"doc": text}, **kwargs)
+def doc(text: str, *, names: str | None = None, **kwargs: Any) -> Any:
+    """A dataclass field with a one-line doc, shown by ``videoact config show``.
+
+    ``names``: the value is a name from the registry of that kind (``"pose backend"``); the doc then says so, and
+    ``videoact config show`` appends the names registered (this module imports no registry: the CLI passes them).
+    """
+    return field(metadata={"doc": text} if names is None else {"doc": text, "names": names}, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -50,7 +54,7 @@ class DecodeConfig:
 @dataclass(frozen=True)
 class PoseConfig:
     enabled: bool = doc("extract poses from RGB and write the skeletons table", default=True)
-    backend: str = doc("pose backend: mediapipe (BlazePose, offline), rtmpose (your ONNX files)",
+    backend: str = doc("pose backend; mediapipe (the default) runs BlazePose offline", names="pose backend",
                        default="mediapipe")
     every: int = doc("run the pose model on every n-th frame (1: every frame)", default=1)
     max_frames: int | None = doc("only the first n frames of each video (null: all)", default=None)
@@ -381,8 +385,11 @@ def fingerprint(cfg: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def to_yaml(cfg: Any, *, comments: bool = True) -> str:
-    """YAML of a config; with ``comments`` every key carries its doc, so the output is a template."""
+def to_yaml(cfg: Any, *, comments: bool = True, names: Mapping[str, Sequence[str]] | None = None) -> str:
+    """YAML of a config; with ``comments`` every key carries its doc, so the output is a template.
+
+    ``names``: registered names by registry kind, listed after the doc of a key declared ``doc(..., names=kind)``.
+    """
     if not comments:
         return yaml.safe_dump(to_dict(cfg), sort_keys=False)
     lines: list[str] = []
@@ -392,6 +399,10 @@ def to_yaml(cfg: Any, *, comments: bool = True) -> str:
             value = getattr(obj, f.name)
             pad = "  " * indent
             text = f.metadata.get("doc")
+            kind = f.metadata.get("names")
+            if text and kind:
+                listed = (names or {}).get(kind)
+                text += f" (registered: {', '.join(listed)})" if listed else f" (a registered {kind} name)"
             if dataclasses.is_dataclass(value):
                 lines.append(f"{pad}{f.name}:")
                 emit(value, indent + 1)

@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -33,6 +34,7 @@ import pyarrow.parquet as pq
 
 from videoact.annotations import schema
 from videoact.annotations.tables import Tables, merge_meta
+from videoact.registry import Registry
 
 MANIFEST = "manifest.json"
 
@@ -74,18 +76,46 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
-def load_torch_checkpoint(path: str | Path, *, fmt: str, what: str, make: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CheckpointKind:
+    """A videoact checkpoint format: the ``format`` string its dict carries, what it holds and how to make one."""
+
+    format: str  # e.g. "videoact.skeleton/1"
+    what: str  # in messages: "not a videoact {what} checkpoint", "{what} model not found"
+    make: str  # the command that writes one
+
+
+# format string -> kind; one table for error messages (and the model zoo)
+CHECKPOINT_KINDS: Registry[CheckpointKind] = Registry("checkpoint format")
+for _kind in (
+    CheckpointKind("videoact.skeleton/1", "skeleton", "videoact train configs/skeleton/..."),
+    CheckpointKind("videoact.temporal/1", "temporal", "videoact train configs/temporal/..."),
+    CheckpointKind("videoact.rgb_recognition/1", "RGB recognition", "videoact train configs/rgb/recognition_tiny.yaml"),
+    CheckpointKind("videoact.ava_detection/1", "AVA detection", "videoact train configs/detection/ava_tiny.yaml"),
+    CheckpointKind("videoact.action_lm/1", "action LM", "videoact train configs/anticipation/action_lm_epic55.yaml"),
+):
+    CHECKPOINT_KINDS.register(_kind.format, _kind)
+
+
+def load_torch_checkpoint(path: str | Path, *, fmt: str, what: str | None = None,
+                          make: str | None = None) -> dict[str, Any]:
     """A videoact checkpoint: ``torch.load(weights_only=True)`` (tensors and plain data only, no code runs) of a
-    dict whose ``format`` is ``fmt``. A missing file or another format raises with the file, what it should hold
-    (``what``: "skeleton", "AVA detection", ...) and the command that writes one (``make``)."""
+    dict whose ``format`` is ``fmt``, a ``CHECKPOINT_KINDS`` name. A missing file or another format raises with the
+    file, what it should hold and the command that writes one (the kind's ``what`` / ``make`` unless given)."""
     import torch
 
+    kind = CHECKPOINT_KINDS.get(fmt)
+    what, make = what or kind.what, make or kind.make
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} model not found (write one with `{make}`)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != fmt:
-        raise ValueError(f"{path}: not a videoact {what} checkpoint (no format {fmt!r}); write one with `{make}`")
+    found = state.get("format") if isinstance(state, dict) else None
+    if found != fmt:
+        other = CHECKPOINT_KINDS.get(found) if isinstance(found, str) and found in CHECKPOINT_KINDS else None
+        holds = f"; it is a {other.what} checkpoint ({found!r})" if other is not None else ""
+        raise ValueError(f"{path}: not a videoact {what} checkpoint (no format {fmt!r}{holds}); write one with "
+                         f"`{make}`")
     return state
 
 

@@ -11,7 +11,7 @@ tas         ``evaluate_segmentation`` yabufarha/ms-tcn ``eval.py``
 =========== ========================= ==============================================================
 
 Every function returns a JSON-able dict (NaN as ``None``); ``evaluate(task, gt, pred, **options)``
-dispatches by the task names of ``videoact eval``.
+dispatches by task name through ``EVALUATORS`` (the names ``videoact eval`` accepts and lists).
 """
 
 from __future__ import annotations
@@ -26,21 +26,21 @@ from videoact.eval.detection import evaluate_detection
 from videoact.eval.lta import aued, edit_distance, evaluate_lta
 from videoact.eval.recognition import evaluate_recognition, ntu_subset
 from videoact.eval.segmentation import evaluate_segmentation
+from videoact.registry import Registry
 
-EVALUATORS: dict[str, Callable[..., dict[str, Any]]] = {
-    "ava": evaluate_ava,
-    "recognition": evaluate_recognition,
-    "lta": evaluate_lta,
-    "tad": evaluate_detection,
-    "tas": evaluate_segmentation,
-}
+# task name -> fn(gt, pred, **options) -> JSON-able dict
+EVALUATORS: Registry[Callable[..., dict[str, Any]]] = Registry("evaluation task")
+EVALUATORS.register("ava", evaluate_ava)
+EVALUATORS.register("recognition", evaluate_recognition)
+EVALUATORS.register("lta", evaluate_lta)
+EVALUATORS.register("tad", evaluate_detection)
+EVALUATORS.register("tas", evaluate_segmentation)
 
 
 def evaluate(task: str, gt: Tables, pred: Tables, **options: Any) -> dict[str, Any]:
-    """Score ``pred`` against ``gt`` with the official metric of ``task`` (see ``EVALUATORS``)."""
-    if task not in EVALUATORS:
-        raise EvalError(f"unknown evaluation task {task!r}; choose one of {', '.join(EVALUATORS)}")
-    return EVALUATORS[task](gt, pred, **options)
+    """Score ``pred`` against ``gt`` with the official metric of ``task``; ``UnknownNameError`` (a ``KeyError``)
+    lists the tasks of ``EVALUATORS``."""
+    return EVALUATORS.get(task)(gt, pred, **options)
 
 
 __all__ = [

@@ -6,12 +6,15 @@ their feature map; heads must not care. So every backbone returns ``BackboneOutp
 returns every position (``N = T'·H'·W'``); ``to_dense`` rebuilds the feature map with zeros where tokens
 were dropped.
 
-Builders are keyword-only and registered by name (``build_backbone("vit_b16_videomae", ...)``); modules
-register on import and ``_ensure_registered`` imports them, so this file stays the one entry point.
+Builders are keyword-only and registered by name in ``BACKBONES`` (``build_backbone("vit_b16", ...)``): the ViTs
+(``vit/models.py``) and PyTorchVideo CNNs (``cnn.py``) register on import. They sit above this module, so the
+registry's loader imports them on the first lookup (never at import: listing names costs no pytorchvideo import,
+that happens when a CNN is built), and this file stays the one entry point.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +22,21 @@ from typing import Any
 import torch
 from torch import nn
 
-BACKBONES: dict[str, Callable[..., nn.Module]] = {}
+from videoact.registry import Registry
+
+_BUILTINS = ("videoact.features.vit.models", "videoact.features.cnn")
+
+
+def _import_builtins() -> None:
+    for module in _BUILTINS:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # an optional dependency missing: its backbones are not listed
+            if exc.name not in (module, "timm", "pytorchvideo"):
+                raise
+
+
+BACKBONES: Registry[Callable[..., nn.Module]] = Registry("video backbone", loader=_import_builtins)
 
 
 @dataclass
@@ -51,34 +68,16 @@ class BackboneOutput:
 
 def register_backbone(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register a builder under its function name minus ``build_``."""
-    name = fn.__name__.removeprefix("build_")
-    if name in BACKBONES:
-        raise ValueError(f"backbone {name!r} registered twice")
-    BACKBONES[name] = fn
-    return fn
+    return BACKBONES.register(fn)
 
 
-def _ensure_registered() -> None:
-    import importlib
-
-    for module in ("videoact.features.vit.models", "videoact.features.cnn"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a module not written yet, or its optional dependency missing
-            if exc.name not in (module, "pytorchvideo"):
-                raise
-
-
-def list_backbones() -> list[str]:
-    _ensure_registered()
-    return sorted(BACKBONES)
+def list_backbones(pattern: str = "*") -> list[str]:
+    return BACKBONES.names(pattern)
 
 
 def build_backbone(name: str, **kwargs: Any) -> nn.Module:
-    _ensure_registered()
-    if name not in BACKBONES:
-        raise KeyError(f"unknown video backbone {name!r}; registered: {', '.join(sorted(BACKBONES)) or 'none'}")
-    return BACKBONES[name](**kwargs)
+    """A backbone by registered name; ``UnknownNameError`` (a ``KeyError``) lists the registered ones."""
+    return BACKBONES.get(name)(**kwargs)
 
 
 def backbone_dim(backbone: nn.Module) -> int:

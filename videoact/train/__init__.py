@@ -1,30 +1,52 @@
 """``videoact train CONFIG.yaml``: the config's ``trainer:`` key picks a registered trainer.
 
-A trainer is a typed config dataclass and a function ``train(cfg) -> Path`` (the checkpoint written).
-Registering is one line in ``TRAINERS``; imports are lazy so ``videoact --help`` stays fast.
+A trainer is a typed config dataclass and a function ``train(cfg) -> Path`` (the checkpoint written). ``TRAINERS``
+holds one ``Trainer`` record per name; the record names its config class and train function as ``module:attribute``
+and imports them only when a config is loaded, so ``videoact --help`` (which lists the names) imports no torch.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from videoact.config import ConfigError, build_config, read_yaml
+from videoact.registry import Registry, UnknownNameError
 
-# trainer name -> (config class, train function), as "module:attribute" so nothing heavy is imported early
-TRAINERS: dict[str, tuple[str, str]] = {
-    "action_lm": ("videoact.heads.anticipation.config:ActionLMTrainConfig",
-                  "videoact.train.anticipation:train_action_lm"),
-    "text_lm": ("videoact.heads.anticipation.config:TextLMTrainConfig",
-                "videoact.train.anticipation:train_text_lm"),
-    "ava_detection": ("videoact.train.detection:DetectionTrainConfig", "videoact.train.detection:train_detection"),
-    "skeleton": ("videoact.train.skeleton:SkeletonTrainConfig", "videoact.train.skeleton:train_skeleton"),
-    "rgb_recognition": ("videoact.train.rgb:RGBRecognitionTrainConfig", "videoact.train.rgb:train_rgb_recognition"),
-    "segmentation": ("videoact.train.temporal:SegmentationTrainConfig", "videoact.train.temporal:train_segmentation"),
-    "localization": ("videoact.train.temporal:LocalizationTrainConfig", "videoact.train.temporal:train_localization"),
-}
+
+@dataclass(frozen=True)
+class Trainer:
+    """A trainer's config class and train function, imported on first use."""
+
+    config: str  # "module:ConfigClass"
+    train: str  # "module:train_function"
+
+    def config_class(self) -> type:
+        return _resolve(self.config)
+
+    def train_fn(self) -> Any:
+        return _resolve(self.train)
+
+
+TRAINERS: Registry[Trainer] = Registry("trainer")
+TRAINERS.register("action_lm", Trainer("videoact.heads.anticipation.config:ActionLMTrainConfig",
+                                       "videoact.train.anticipation:train_action_lm"))
+TRAINERS.register("text_lm", Trainer("videoact.heads.anticipation.config:TextLMTrainConfig",
+                                     "videoact.train.anticipation:train_text_lm"))
+TRAINERS.register("ava_detection", Trainer("videoact.train.detection:DetectionTrainConfig",
+                                           "videoact.train.detection:train_detection"))
+TRAINERS.register("skeleton", Trainer("videoact.train.skeleton:SkeletonTrainConfig",
+                                      "videoact.train.skeleton:train_skeleton"))
+TRAINERS.register("rgb_recognition", Trainer("videoact.train.rgb:RGBRecognitionTrainConfig",
+                                             "videoact.train.rgb:train_rgb_recognition"))
+TRAINERS.register("segmentation", Trainer("videoact.train.temporal:SegmentationTrainConfig",
+                                          "videoact.train.temporal:train_segmentation"))
+TRAINERS.register("localization", Trainer("videoact.train.temporal:LocalizationTrainConfig",
+                                          "videoact.train.temporal:train_localization"))
 
 
 def _resolve(ref: str) -> Any:
@@ -36,12 +58,16 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[
     """``(trainer name, typed config)`` of a training config file."""
     data = read_yaml(path)
     name = data.pop("trainer", None)
-    if name not in TRAINERS:
-        raise ConfigError(f"{path}: set `trainer:` to one of {', '.join(sorted(TRAINERS))} (got {name!r})")
-    return name, build_config(_resolve(TRAINERS[name][0]), data, overrides, where=path)
+    try:
+        trainer = TRAINERS.get(name)
+    except UnknownNameError as exc:
+        close = difflib.get_close_matches(str(name), exc.known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{path}: set `trainer:` to one of {', '.join(exc.known)} (got {name!r}{hint})") from None
+    return name, build_config(trainer.config_class(), data, overrides, where=path)
 
 
 def train_from_file(path: str | Path, overrides: Sequence[str] = ()) -> Path:
     """Train what ``path`` describes; returns the checkpoint path."""
     name, cfg = load_train_config(path, overrides)
-    return Path(_resolve(TRAINERS[name][1])(cfg))
+    return Path(TRAINERS.get(name).train_fn()(cfg))

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from videoact.annotations.vocab import ActionVocab
@@ -51,7 +50,7 @@ from videoact.heads.anticipation.text_lm import (
     train_bpe_tokenizer,
 )
 from videoact.llm.constraint import ActionConstraint
-from videoact.train.common import warmup_cosine
+from videoact.train.common import StepLog, build_optimizer, optimizer_step, warmup_cosine
 
 log = logging.getLogger("videoact.anticipation")
 
@@ -120,28 +119,20 @@ def fit_action_lm(model: ActionLM, train: LTASamples, optim_cfg: Any, *, val: LT
     torch.manual_seed(o.seed)
     gen = torch.Generator().manual_seed(o.seed)
     rng = np.random.default_rng(o.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    opt = build_optimizer(model.parameters(), "adamw", lr=o.lr, weight_decay=o.weight_decay)
     sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
-    losses, running, t0 = [], None, time.perf_counter()
+    progress = StepLog(o.steps, o.log_every)
     batches = shuffled_batches(len(train), o.batch_size, rng)
     model.train()
     for step in range(o.steps):
         idx = next(batches)
         loss = _batch_loss(model, train, idx, smoothing=o.label_smoothing, hide=o.history_dropout, gen=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        value = loss.item()
-        running = value if running is None else 0.9 * running + 0.1 * value
-        if (step + 1) % o.log_every == 0 or step == o.steps - 1:
-            losses.append(running)
-            log.info("step %d/%d loss %.4f (%.0fs)", step + 1, o.steps, running, time.perf_counter() - t0)
+        optimizer_step(opt, sched, loss, clip=(model.parameters(), 1.0))
+        progress.update(step, loss.item())
     if val is not None and len(val):
         log.info("held-out loss %.4f", evaluate_loss(model, val))
     model.eval()
-    return losses
+    return progress.logged
 
 
 def train_action_lm(cfg: ActionLMTrainConfig) -> Path:
@@ -168,39 +159,25 @@ def fit_text_lm(model: Any, encoded: Sequence[tuple[list[int], int]], o: TextLMO
                 on_log: Callable[[int, float], None] | None = None) -> list[float]:
     """Train ``model`` in place on ``encode_pairs`` output (AdamW, warm-up + cosine); returns the running losses
     logged every ``o.log_every`` steps, where ``on_log(step, running_loss)`` is called too."""
-    from videoact.heads.anticipation.action_lm import shuffled_batches
-    from videoact.train.common import warmup_cosine
-
-    opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    opt = build_optimizer(model.parameters(), "adamw", lr=o.lr, weight_decay=o.weight_decay)
     sched = warmup_cosine(opt, warmup=o.warmup, steps=o.steps)
     batches = shuffled_batches(len(encoded), o.batch_size, np.random.default_rng(o.seed))
-    losses: list[float] = []
-    running, t0 = None, time.perf_counter()
+    progress = StepLog(o.steps, o.log_every)
     for step in range(o.steps):
         model.train()
         ids, mask, labels = pad_pairs([encoded[i] for i in next(batches)], pad_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
-        if (step + 1) % o.log_every == 0 or step == o.steps - 1:
-            losses.append(running)
-            log.info("step %d/%d loss %.4f (%.0fs)", step + 1, o.steps, running, time.perf_counter() - t0)
-            if on_log is not None:
-                on_log(step + 1, running)
+        optimizer_step(opt, sched, loss, clip=(model.parameters(), 1.0))
+        if progress.update(step, loss.item()) and on_log is not None:
+            on_log(step + 1, progress.logged[-1])
     model.eval()
-    return losses
+    return progress.logged
 
 
 def train_text_lm(cfg: TextLMTrainConfig) -> Path:
     """Fine-tune (or train from scratch) a causal LM on action text; writes ``cfg.output`` (a transformers
     directory, plus ``model.gguf`` with ``cfg.gguf``) and returns that directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from videoact.heads.anticipation.action_lm import load_lta_data
 
     o = cfg.optim
     if o.threads:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,9 +42,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from videoact.annotations.store import atomic_torch_save
 from videoact.annotations.tables import Tables
-from videoact.config import doc, fingerprint, to_dict
+from videoact.config import doc, fingerprint
 from videoact.decode import VIDEO_EXTENSIONS
 from videoact.heads.detection.boxes import KeyframeBoxes, keyframe_boxes, read_proposals
 from videoact.heads.detection.evad import pad_boxes
@@ -58,7 +56,7 @@ from videoact.heads.detection.model import (
     prepare_clip,
     save_detection_model,
 )
-from videoact.train.common import lr_lambda, resume_key
+from videoact.train.common import OptimConfig, TrainLoop
 
 log = logging.getLogger("videoact.train.detection")
 
@@ -107,19 +105,16 @@ class DetectionAugmentConfig:
 
 
 @dataclass(frozen=True)
-class DetectionOptimConfig:
+class DetectionOptimConfig(OptimConfig):
     epochs: int = doc("training epochs", default=12)
     batch_size: int = doc("keyframes per step", default=8)
     lr: float = doc("peak AdamW learning rate", default=1e-4)
     weight_decay: float = doc("AdamW weight decay (not on norms, biases and the mask token)", default=0.05)
     warmup_epochs: int = doc("linear warm-up epochs before the cosine decay", default=2)
+    seed: int = doc("seed of weights, sample order and augmentation", default=0)
     deep_supervision: bool = doc("a loss on every decoder block's classifier (EVAD), else on the last only",
                                  default=True)
-    seed: int = doc("seed of weights, sample order and augmentation", default=0)
-    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
     eval_every: int = doc("frame-mAP on the validation csv every this many epochs (0: only at the end)", default=1)
-    stop_after: int = doc("stop after this epoch (time-limited jobs: run again to resume); 0: train to the end",
-                          default=0)
 
 
 @dataclass(frozen=True)
@@ -302,10 +297,6 @@ def frame_map(gt: Tables, pred: pd.DataFrame) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------------------- train
 
 
-# settings that may change between the parts of one resumed training without changing its result
-_RUN_CONTROL = (("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",))
-
-
 def build_network(cfg: DetectionTrainConfig, num_classes: int) -> tuple[ActionDetector, dict[str, Any]]:
     """The network of ``cfg`` and the backbone keyword arguments it was built with."""
     kwargs = {**cfg.model.backbone_options, "img_size": list(cfg.input.size), "num_frames": cfg.input.clip_len}
@@ -314,12 +305,12 @@ def build_network(cfg: DetectionTrainConfig, num_classes: int) -> tuple[ActionDe
     return net, kwargs
 
 
-def _optimizer(net: ActionDetector, o: DetectionOptimConfig) -> torch.optim.Optimizer:
+def _param_groups(net: ActionDetector, o: DetectionOptimConfig) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on norms, biases, the mask token and the position embedding."""
     decay, no_decay = [], []
     for name, p in net.named_parameters():
         (no_decay if p.ndim <= 1 or name.endswith(("mask_token", "pos_embed")) else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
+    return [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def train_detection(cfg: DetectionTrainConfig) -> Path:
@@ -358,25 +349,9 @@ def _train(cfg: DetectionTrainConfig) -> Path:
     train_set = KeyframeClips(train, videos, cfg.input, offset_s=d.timestamp_offset_s, flip=cfg.augment.flip,
                               seed=o.seed)
     val_set = KeyframeClips(val, videos, cfg.input, offset_s=d.timestamp_offset_s) if val else None
-    steps_per_epoch = math.ceil(len(train_set) / o.batch_size)
-    total = o.epochs * steps_per_epoch
-    opt = _optimizer(net, o)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_lambda(s, warmup=o.warmup_epochs * steps_per_epoch, total=total))
-    history: list[dict[str, Any]] = []
-    start_epoch, train_s = 0, 0.0
-    last = out / "last.pt"
-    if cfg.resume and last.exists():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        if resume_key(state["config"], _RUN_CONTROL) != resume_key(to_dict(cfg), _RUN_CONTROL):
-            raise ValueError(f"{last}: written by a different config; delete it or set resume: false")
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, history, train_s = state["epoch"], state["history"], state["train_seconds"]
-        log.info("resumed from %s at epoch %d", last, start_epoch)
-    elif cfg.model.pretrained:
+    loop = TrainLoop(net, cfg, steps_per_epoch=math.ceil(len(train_set) / o.batch_size),
+                     params=_param_groups(net, o), eval_every=o.eval_every)
+    if not loop.resume() and cfg.model.pretrained:
         from videoact.features.vit.checkpoints import load_pretrained
 
         log.info("%s", load_pretrained(net.backbone, cfg.model.pretrained))
@@ -385,9 +360,14 @@ def _train(cfg: DetectionTrainConfig) -> Path:
     source = f"{cfg.model.head}@{fingerprint(cfg)}"
     keyframe = cfg.input.clip_len // 2
     pred = None  # validation predictions of the last epoch
+
+    def evaluate() -> dict[str, Any]:
+        nonlocal pred
+        pred = predict_rows(model, val_set, source=source)
+        return {"frame_mAP@0.5": frame_map(val_gt, pred)["frame_mAP@0.5"]}
+
     try:
-        for epoch in range(start_epoch, o.epochs):
-            t0 = time.perf_counter()
+        for epoch in loop.epochs():
             net.train()
             train_set.epoch = epoch
             gen = torch.Generator().manual_seed(o.seed * 100_003 + epoch)
@@ -399,27 +379,12 @@ def _train(cfg: DetectionTrainConfig) -> Path:
                 if not o.deep_supervision:
                     logits = logits[-1:]
                 loss = sum(F.binary_cross_entropy_with_logits(lg[valid], targets[valid]) for lg in logits)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                loop.step(loss)
                 losses.append(loss.item() / len(logits))
-            train_s += time.perf_counter() - t0
-            row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
-                                   "train_seconds": round(train_s, 1)}
-            if val_set is not None and ((o.eval_every and (epoch + 1) % o.eval_every == 0) or epoch + 1 == o.epochs):
-                pred = predict_rows(model, val_set, source=source)
-                row["frame_mAP@0.5"] = frame_map(val_gt, pred)["frame_mAP@0.5"]
-            history.append(row)
-            log.info("epoch %d/%d  loss %.4f  %s  (%.0f s)", epoch + 1, o.epochs, row["loss"],
-                     f"frame-mAP {row['frame_mAP@0.5']:.4f}" if "frame_mAP@0.5" in row else "", train_s)
-            atomic_torch_save({"model": net.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-                               "history": history, "train_seconds": train_s, "config": to_dict(cfg)}, last)
-            if o.stop_after and epoch + 1 >= o.stop_after and epoch + 1 < o.epochs:
-                log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", epoch + 1)
-                return last
-        metrics: dict[str, Any] = {"epochs": o.epochs, "train_seconds": round(train_s, 1), "history": history}
+            if loop.end_epoch(losses, evaluate=None if val_set is None else evaluate):
+                return loop.last
+        metrics: dict[str, Any] = {"epochs": o.epochs, "train_seconds": round(loop.train_s, 1),
+                                   "history": loop.history}
         if val_set is not None and val_gt is not None:
             pred = predict_rows(model, val_set, source=source) if pred is None else pred
             result = frame_map(val_gt, pred)

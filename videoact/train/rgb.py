@@ -25,7 +25,6 @@ import inspect
 import json
 import logging
 import math
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,8 +36,7 @@ import torch
 import yaml
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save
-from videoact.config import ConfigError, doc, fingerprint, to_dict
+from videoact.config import ConfigError, doc, fingerprint
 from videoact.decode import VideoDecodeError
 from videoact.decode.samplers import frame_at_time
 from videoact.decode.source import Backend, VideoSource
@@ -52,7 +50,7 @@ from videoact.heads.recognition.clip import (
     prepare_clip,
     save_clip_recognizer,
 )
-from videoact.train.common import lr_lambda, resume_key
+from videoact.train.common import OptimConfig, TrainLoop
 
 log = logging.getLogger("videoact.train.rgb")
 
@@ -98,17 +96,14 @@ class RGBModelConfig:
 
 
 @dataclass(frozen=True)
-class RGBOptimConfig:
+class RGBOptimConfig(OptimConfig):
     epochs: int = doc("training epochs", default=20)
     batch_size: int = doc("clips per step", default=8)
     lr: float = doc("peak AdamW learning rate", default=1e-3)
     weight_decay: float = doc("AdamW weight decay", default=0.05)
     warmup_epochs: int = doc("linear warm-up epochs before the cosine decay", default=1)
-    label_smoothing: float = doc("cross-entropy label smoothing (single-label)", default=0.0)
     seed: int = doc("seed of weights, clip sampling and augmentation", default=0)
-    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
-    stop_after: int = doc("stop after this epoch (time-limited jobs: run again to resume); 0: train to the end",
-                          default=0)
+    label_smoothing: float = doc("cross-entropy label smoothing (single-label)", default=0.0)
 
 
 @dataclass(frozen=True)
@@ -351,14 +346,6 @@ def evaluate(model: ClipClassifier | ZeroShotHead, dataset: ClipDataset, text: t
     return {"val_top1": float(torch.cat(hits).float().mean()), "val_loss": sum(losses) / len(dataset)}
 
 
-# settings that may change between the parts of one resumed training without changing its result
-_RUN_CONTROL = (("optim", "threads"), ("optim", "stop_after"), ("resume",))
-
-
-def _resume_key(cfg: RGBRecognitionTrainConfig) -> dict[str, Any]:
-    return resume_key(to_dict(cfg), _RUN_CONTROL)
-
-
 def train_rgb_recognition(cfg: RGBRecognitionTrainConfig) -> Path:
     """Train; returns ``<output>/model.pt`` (``last.pt`` when ``optim.stop_after`` stops it early)."""
     if cfg.optim.threads:
@@ -395,27 +382,12 @@ def train_rgb_recognition(cfg: RGBRecognitionTrainConfig) -> Path:
     log.info("%d train / %d val rows, %d classes; %s + %s head, %.2fM trainable parameters", len(train_rows),
              len(val_rows), len(classes), m.backbone, m.head, sum(p.numel() for p in params) / 1e6)
 
-    steps_per_epoch = max(1, len(train_set) // o.batch_size)  # the loader drops a last partial batch
-    opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_lambda(s, warmup=o.warmup_epochs * steps_per_epoch, total=o.epochs * steps_per_epoch))
-    history: list[dict[str, Any]] = []
-    start_epoch, train_s = 0, 0.0
-    last = out / "last.pt"
-    if cfg.resume and last.exists():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        if state.get("resume_key") != _resume_key(cfg):
-            raise ConfigError(f"{last}: written by a different config; delete it or set resume: false")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, history, train_s = state["epoch"], state["history"], state["train_seconds"]
-        log.info("resumed from %s at epoch %d", last, start_epoch)
+    # the loader drops a last partial batch; the validation manifest is scored after every epoch
+    loop = TrainLoop(model, cfg, steps_per_epoch=max(1, len(train_set) // o.batch_size), params=params)
+    loop.resume()
 
     try:
-        for epoch in range(start_epoch, o.epochs):
-            t0 = time.perf_counter()
+        for epoch in loop.epochs():
             model.train()
             if m.freeze_backbone:
                 model.backbone.eval()  # frozen statistics (BatchNorm) and no stochastic depth
@@ -427,32 +399,19 @@ def train_rgb_recognition(cfg: RGBRecognitionTrainConfig) -> Path:
             for x, y in loader:
                 logits = _logits(model, x, text_emb)
                 loss = model.loss(logits, y, label_smoothing=o.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                loop.step(loss)
                 losses.append(loss.item())
                 hits.append(hits_at_1(logits.detach(), y, multi_label=m.multi_label))
-            train_s += time.perf_counter() - t0
-            row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                                   "train_acc": float(torch.cat(hits).float().mean()), "lr": sched.get_last_lr()[0],
-                                   "steps": len(losses), "train_seconds": round(train_s, 2)}
-            if val_set is not None:
-                row.update(evaluate(model, val_set, text_emb, batch_size=o.batch_size))
-            history.append(row)
-            log.info("epoch %d/%d  loss %.4f  train acc %.3f%s  (%.0f s)", epoch + 1, o.epochs, row["loss"],
-                     row["train_acc"], f"  val top-1 {row['val_top1']:.3f}" if "val_top1" in row else "", train_s)
-            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-                               "history": history, "train_seconds": train_s, "resume_key": _resume_key(cfg)}, last)
-            if o.stop_after and epoch + 1 >= o.stop_after and epoch + 1 < o.epochs:
-                log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", epoch + 1)
-                return last
+            row = {"train_acc": float(torch.cat(hits).float().mean()), "steps": len(losses)}
+            score = None if val_set is None else lambda: evaluate(model, val_set, text_emb, batch_size=o.batch_size)
+            if loop.end_epoch(losses, evaluate=score, row=row):
+                return loop.last
     finally:
         train_set.sources.close()
         if val_set is not None:
             val_set.sources.close()
 
+    history, train_s = loop.history, loop.train_s
     metrics = {k: v for k, v in history[-1].items() if k.startswith("val_")} if history else {}
     source = f"{m.backbone}-{m.head}@{fingerprint(cfg)}"
     path = save_clip_recognizer(out / "model.pt", model, spec=spec, classes=classes, label_space=d.label_space,

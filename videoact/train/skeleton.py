@@ -26,13 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save
-from videoact.config import doc, fingerprint, to_dict
+from videoact.config import doc, fingerprint
 from videoact.datasets.skeleton._sample import SkeletonSample
 from videoact.features.skeleton.factory import build_model
 from videoact.features.skeleton.input import SkeletonAugmentConfig, SkeletonInputConfig, prepare
 from videoact.heads.recognition.skeleton import save_model
-from videoact.train.common import lr_lambda, resume_key
+from videoact.train.common import OptimConfig, TrainLoop
 
 log = logging.getLogger("videoact.train.skeleton")
 
@@ -54,21 +53,17 @@ class SkeletonModelConfig:
 
 
 @dataclass(frozen=True)
-class SkeletonOptimConfig:
-    optimizer: Literal["sgd", "adamw"] = doc("sgd (Nesterov momentum: GCNs, CNNs) or adamw (transformers)",
-                                             default="sgd")
+class SkeletonOptimConfig(OptimConfig):
     epochs: int = doc("training epochs", default=60)
     batch_size: int = doc("samples per step", default=16)
     lr: float = doc("peak learning rate", default=0.1)
-    momentum: float = doc("SGD Nesterov momentum", default=0.9)
     weight_decay: float = doc("weight decay", default=4e-4)
     warmup_epochs: int = doc("linear warm-up epochs before the cosine decay", default=5)
+    optimizer: Literal["sgd", "adamw"] = doc("sgd (Nesterov momentum: GCNs, CNNs) or adamw (transformers)",
+                                             default="sgd")
+    momentum: float = doc("SGD Nesterov momentum", default=0.9)
     label_smoothing: float = doc("cross-entropy label smoothing", default=0.1)
-    seed: int = doc("seed of weights, sampling and augmentation", default=0)
-    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
     eval_every: int = doc("evaluate on the test split every this many epochs (0: only at the end)", default=10)
-    stop_after: int = doc("stop after this epoch (time-limited jobs: run again to resume); 0: train to the end",
-                          default=0)
 
 
 @dataclass(frozen=True)
@@ -137,10 +132,6 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             "mean_class_accuracy": float(np.mean(per_class))}
 
 
-# settings that may change between the parts of one resumed training without changing its result
-_RUN_CONTROL = {("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",)}
-
-
 def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
     """Train, evaluate and save ``<output>/model.pt``; returns its path (``last.pt`` when ``stop_after`` stops it)."""
     from videoact.datasets.skeleton.benchmarks import load_benchmark
@@ -161,33 +152,11 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
                                 augment=cfg.augment, seed=cfg.optim.seed)
     test_set = SkeletonDataset(bench.test, layout=bench.layout, cfg=cfg.input, num_persons=bench.num_persons)
     o = cfg.optim
-    steps_per_epoch = math.ceil(len(train_set) / o.batch_size)
-    total = o.epochs * steps_per_epoch
-    if o.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=True,
-                                                     weight_decay=o.weight_decay)
-    elif o.optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    else:
-        raise ValueError(f"optim.optimizer must be sgd or adamw, got {o.optimizer!r}")
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_lambda(s, warmup=o.warmup_epochs * steps_per_epoch, total=total))
-    history: list[dict[str, Any]] = []
-    start_epoch, train_s = 0, 0.0
-    last = out / "last.pt"
-    if cfg.resume and last.exists():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        if resume_key(state["config"], _RUN_CONTROL) != resume_key(to_dict(cfg), _RUN_CONTROL):
-            raise ValueError(f"{last}: written by a different config; delete it or set resume: false")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, history, train_s = state["epoch"], state["history"], state["train_seconds"]
-        log.info("resumed from %s at epoch %d", last, start_epoch)
+    loop = TrainLoop(model, cfg, steps_per_epoch=math.ceil(len(train_set) / o.batch_size), optimizer=o.optimizer,
+                     momentum=o.momentum, eval_every=o.eval_every)
+    loop.resume()
     labels = np.array([s.label for s in bench.test])
-    for epoch in range(start_epoch, o.epochs):
-        t0 = time.perf_counter()
+    for epoch in loop.epochs():
         model.train()
         train_set.epoch = epoch
         gen = torch.Generator().manual_seed(o.seed * 100_003 + epoch)
@@ -196,27 +165,13 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
         losses = []
         for x, y in loader:
             loss = sum(F.cross_entropy(lg, y, label_smoothing=o.label_smoothing) for lg in stream_logits(model, x))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            loop.step(loss)
             losses.append(loss.item())
-        train_s += time.perf_counter() - t0
-        row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
-                               "train_seconds": round(train_s, 1)}
-        if (o.eval_every and (epoch + 1) % o.eval_every == 0) or epoch + 1 == o.epochs:
-            row.update(accuracy(predict(model, test_set), labels))
-        history.append(row)
-        log.info("epoch %d/%d  loss %.4f  %s  (%.0f s)", epoch + 1, o.epochs, row["loss"],
-                 f"top1 {row['top1_acc']:.4f}" if "top1_acc" in row else "", train_s)
-        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                      "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "history": history,
-                      "train_seconds": train_s, "config": to_dict(cfg)}, last)
-        if o.stop_after and epoch + 1 >= o.stop_after and epoch + 1 < o.epochs:
-            log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", epoch + 1)
-            return last
+        if loop.end_epoch(losses, evaluate=lambda: accuracy(predict(model, test_set), labels)):
+            return loop.last
     probs = predict(model, test_set)
     metrics = accuracy(probs, labels)
+    train_s = loop.train_s
     write_eval_tables(out / "eval", bench.name, bench.test, probs, bench.classes,
                       model_source=f"{cfg.model.name}@{fingerprint(cfg)}")
     path = save_model(out / "model.pt", model, model_name=cfg.model.name, model_kwargs=model_kwargs,
@@ -224,7 +179,7 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
                           "benchmark": bench.name, "protocol": bench.protocol, "metrics": metrics,
                           "train_seconds": round(train_s, 1), "epochs": o.epochs, "fps": bench.fps})
     (out / "metrics.json").write_text(json.dumps({"benchmark": bench.name, **metrics, "train_seconds": train_s,
-                                                  "history": history}, indent=2) + "\n")
+                                                  "history": loop.history}, indent=2) + "\n")
     log.info("%s: top-1 %.4f  top-5 %.4f  mean class %.4f  (%.0f s training)", bench.name, metrics["top1_acc"],
              metrics["top5_acc"], metrics["mean_class_accuracy"], train_s)
     return path

@@ -45,7 +45,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save
 from videoact.annotations.tables import Tables
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton.untrimmed import UntrimmedBenchmark, UntrimmedSequence, load_untrimmed
@@ -61,7 +60,7 @@ from videoact.heads.temporal import (
     steps_to_frames,
     video_features,
 )
-from videoact.train.common import lr_lambda, resume_key
+from videoact.train.common import RUN_CONTROL, OptimConfig, TrainLoop, lr_lambda
 
 log = logging.getLogger("videoact.train.temporal")
 
@@ -84,19 +83,15 @@ class TemporalDataConfig:
 
 
 @dataclass(frozen=True)
-class TemporalOptimConfig:
-    optimizer: Literal["adam", "adamw"] = doc("adam (MS-TCN) or adamw (transformers)", default="adam")
+class TemporalOptimConfig(OptimConfig):
     epochs: int = doc("passes over the training videos", default=50)
     batch_size: int = doc("videos per step (lac: chunks per step)", default=1)
     lr: float = doc("peak learning rate", default=5e-4)
-    weight_decay: float = doc("weight decay", default=0.0)
-    schedule: Literal["constant", "cosine"] = doc("constant, or linear warm-up then cosine decay", default="constant")
     warmup_epochs: int = doc("warm-up epochs of the cosine schedule", default=0)
+    optimizer: Literal["adam", "adamw"] = doc("adam (MS-TCN) or adamw (transformers)", default="adam")
+    schedule: Literal["constant", "cosine"] = doc("constant, or linear warm-up then cosine decay", default="constant")
     grad_clip: float = doc("clip the gradient norm to this (0: no clipping)", default=0.0)
-    seed: int = doc("seed of weights, sampling and augmentation", default=0)
-    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
     eval_every: int = doc("score the test side every this many epochs (0: only at the end)", default=0)
-    stop_after: int = doc("stop after this epoch (run again to resume); 0: train to the end", default=0)
 
 
 @dataclass(frozen=True)
@@ -274,73 +269,22 @@ def summary(task: str, result: dict[str, Any]) -> dict[str, float]:
 
 
 # settings that may change between the parts of one resumed training without changing its result
-_RUN_CONTROL = {("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"), ("resume",),
-                ("features", "cache"), ("features", "batch_size")}
+_RUN_CONTROL = (*RUN_CONTROL, ("features", "cache"), ("features", "batch_size"))
 
 
-class _Loop:
-    """Optimiser, schedule, resumable ``last.pt`` and history: the part both trainers share."""
-
-    def __init__(self, model: nn.Module, cfg: Any, steps_per_epoch: int) -> None:
-        o = cfg.optim
-        self.cfg, self.o, self.model = cfg, o, model
-        if o.optimizer == "adam":
-            self.opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        elif o.optimizer == "adamw":
-            self.opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        else:
-            raise ValueError(f"optim.optimizer must be adam or adamw, got {o.optimizer!r}")
-        total = o.epochs * steps_per_epoch
-        if o.schedule == "cosine":
-            warm = o.warmup_epochs * steps_per_epoch
-            fn: Callable[[int], float] = lambda s: lr_lambda(s, warmup=max(1, warm), total=total)  # noqa: E731
-        elif o.schedule == "constant":
-            fn = lambda s: 1.0  # noqa: E731
-        else:
-            raise ValueError(f"optim.schedule must be constant or cosine, got {o.schedule!r}")
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, fn)
-        self.last = Path(cfg.output) / "last.pt"
-        self.epoch, self.history, self.train_s, self.extra = 0, [], 0.0, {}
-
-    def resume(self) -> None:
-        if not (self.cfg.resume and self.last.exists()):
-            return
-        state = torch.load(self.last, map_location="cpu", weights_only=True)
-        if resume_key(state["config"], _RUN_CONTROL) != resume_key(to_dict(self.cfg), _RUN_CONTROL):
-            raise ValueError(f"{self.last}: written by a different config; delete it or set resume: false")
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch, self.history, self.train_s = state["epoch"], state["history"], state["train_seconds"]
-        self.extra = dict(state.get("extra", {}))
-        log.info("resumed from %s at epoch %d", self.last, self.epoch)
-
-    def step(self, loss: torch.Tensor) -> None:
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.o.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.o.grad_clip)
-        self.opt.step()
-        self.sched.step()
-
-    def end_epoch(self, losses: list[float], seconds: float, extra: dict[str, Any] | None = None) -> bool:
-        """Record the epoch, write ``last.pt``; True when ``stop_after`` says to stop here."""
-        self.epoch += 1
-        self.train_s += seconds
-        self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses)), "lr": self.sched.get_last_lr()[0],
-                             "train_seconds": round(self.train_s, 1)})
-        self.extra = dict(extra or {})
-        atomic_torch_save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                      "scheduler": self.sched.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": self.epoch,
-                      "history": self.history, "train_seconds": self.train_s, "config": to_dict(self.cfg),
-                      "extra": self.extra}, self.last)
-        log.info("epoch %d/%d  loss %.4f  (%.0f s)", self.epoch, self.o.epochs, self.history[-1]["loss"], self.train_s)
-        o = self.o
-        return bool(o.stop_after and self.epoch >= o.stop_after and self.epoch < o.epochs)
-
-    def should_eval(self) -> bool:
-        return bool(self.o.eval_every and self.epoch % self.o.eval_every == 0 and self.epoch < self.o.epochs)
+def _loop(model: nn.Module, cfg: SegmentationTrainConfig | LocalizationTrainConfig, steps_per_epoch: int) -> TrainLoop:
+    """The shared loop with the temporal options: adam / adamw, constant or cosine schedule, gradient clipping; the
+    last epoch is scored after the loop, not in it."""
+    o = cfg.optim
+    if o.schedule == "cosine":
+        warm, total = max(1, o.warmup_epochs * steps_per_epoch), o.epochs * steps_per_epoch
+        fn: Callable[[int], float] = lambda s: lr_lambda(s, warmup=warm, total=total)  # noqa: E731
+    elif o.schedule == "constant":
+        fn = lambda s: 1.0  # noqa: E731
+    else:
+        raise ValueError(f"optim.schedule must be constant or cosine, got {o.schedule!r}")
+    return TrainLoop(model, cfg, steps_per_epoch=steps_per_epoch, optimizer=o.optimizer, lr_factor=fn,
+                     grad_clip=o.grad_clip, eval_every=o.eval_every, eval_last=False, control=_RUN_CONTROL)
 
 
 # ---------------------------------------------------------------------------------------- segmentation
@@ -393,7 +337,7 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
     model = build_segmentation_head(mcfg.name, **head_kwargs)
     if "pretrained" in head_kwargs:
         head_kwargs = {**head_kwargs, "encoder_kwargs": _encoder_kwargs(head_kwargs["pretrained"])}
-    loop = _Loop(model, cfg, steps_per_epoch)
+    loop = _loop(model, cfg, steps_per_epoch)
     loop.resume()
 
     def frame_probs(s: UntrimmedSequence) -> np.ndarray:
@@ -412,10 +356,9 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
         pred = segmentation_predictions(bench, bench.test, {s.name: frame_probs(s) for s in bench.test}, source)
         return score_segmentation(gt, pred, bench)
 
-    while loop.epoch < o.epochs:
-        t0 = time.perf_counter()
+    for epoch in loop.epochs():
         model.train()
-        rng = np.random.default_rng((o.seed, loop.epoch))
+        rng = np.random.default_rng((o.seed, epoch))
         losses: list[float] = []
         if mcfg.name == "mstcn":
             order = rng.permutation(len(bench.train))
@@ -443,11 +386,7 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
                     loss = mstcn_loss(model(x)[None], y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
                 loop.step(loss)
                 losses.append(loss.item())
-        stop = loop.end_epoch(losses, time.perf_counter() - t0)
-        if loop.should_eval():
-            loop.history[-1].update(summary("tas", evaluate()))
-        if stop:
-            log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", loop.epoch)
+        if loop.end_epoch(losses, evaluate=lambda: summary("tas", evaluate())):
             return loop.last
     pred = segmentation_predictions(bench, bench.test, {s.name: frame_probs(s) for s in bench.test}, source)
     result = score_segmentation(gt, pred, bench)
@@ -537,7 +476,7 @@ def train_localization(cfg: LocalizationTrainConfig) -> Path:
     model = build_localization_head(mcfg.name, **head_kwargs)
     crit = DetectionLoss(num_classes=len(actions), center_radius=mcfg.center_radius, reg_weight=mcfg.reg_weight,
                          label_smoothing=mcfg.label_smoothing, init_normalizer=mcfg.loss_normalizer)
-    loop = _Loop(model, cfg, math.ceil(len(bench.train) / o.batch_size))
+    loop = _loop(model, cfg, math.ceil(len(bench.train) / o.batch_size))
     loop.resume()
     crit.normalizer = float(loop.extra.get("loss_normalizer", crit.normalizer))
     fps_of = {s.name: s.step_frames * cfg.features.stride for s in bench.train + bench.test}
@@ -555,10 +494,9 @@ def train_localization(cfg: LocalizationTrainConfig) -> Path:
         pred = localization_predictions(bench, bench.test, {s.name: detect(s) for s in bench.test}, source)
         return score_localization(gt, pred, mcfg.tiou_thresholds)
 
-    while loop.epoch < o.epochs:
-        t0 = time.perf_counter()
+    for epoch in loop.epochs():
         model.train()
-        order = np.random.default_rng((o.seed, loop.epoch)).permutation(len(bench.train))
+        order = np.random.default_rng((o.seed, epoch)).permutation(len(bench.train))
         losses: list[float] = []
         for lo in range(0, len(order), o.batch_size):
             batch = [bench.train[i] for i in order[lo:lo + o.batch_size]]
@@ -567,11 +505,8 @@ def train_localization(cfg: LocalizationTrainConfig) -> Path:
             loss = crit(model, model(x, mask), segs, labels)["loss"]
             loop.step(loss)
             losses.append(loss.item())
-        stop = loop.end_epoch(losses, time.perf_counter() - t0, {"loss_normalizer": crit.normalizer})
-        if loop.should_eval():
-            loop.history[-1].update(summary("tad", evaluate()))
-        if stop:
-            log.info("stopping after epoch %d (optim.stop_after); run the same command again to resume", loop.epoch)
+        if loop.end_epoch(losses, evaluate=lambda: summary("tad", evaluate()),
+                          extra={"loss_normalizer": crit.normalizer}):
             return loop.last
     pred = localization_predictions(bench, bench.test, {s.name: detect(s) for s in bench.test}, source)
     result = score_localization(gt, pred, mcfg.tiou_thresholds)

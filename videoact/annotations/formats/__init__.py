@@ -2,6 +2,8 @@
 
 Every module states its conventions (coordinates, time units, what the format cannot hold) in its
 docstring. ``import_annotations(fmt, path)`` -> ``Tables``; ``export_annotations(fmt, tables, out)``.
+The registries (``IMPORTERS``, ``EXPORTERS``) sit in ``_common`` below the format modules; this package
+imports the built-in ones so that they register.
 """
 
 from videoact.annotations.formats import (  # noqa: F401
@@ -15,6 +17,8 @@ from videoact.annotations.formats import (  # noqa: F401
     thumos14,
 )
 from videoact.annotations.formats._common import (
+    EXPORTERS,
+    IMPORTERS,
     FormatError,
     export_annotations,
     get_exporter,
@@ -28,6 +32,8 @@ from videoact.annotations.formats._common import (
 )
 
 __all__ = [
+    "EXPORTERS",
+    "IMPORTERS",
     "FormatError",
     "export_annotations",
     "get_exporter",

@@ -1,13 +1,15 @@
-"""Plumbing shared by the format modules: the registry of importers/exporters and error helpers."""
+"""Plumbing shared by the format modules: the registries of importers/exporters and error helpers.
+
+``IMPORTERS`` / ``EXPORTERS`` live here, below the format modules, which register with
+``@register_importer("ava")``; the package (``formats/__init__.py``) imports the built-in modules.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 import io
 import json
 import pickle
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,13 @@ import numpy as np
 
 from videoact.annotations.schema import AnnotationError
 from videoact.annotations.tables import Tables
+from videoact.registry import Registry
 
 Importer = Callable[..., Tables]  # (path, **options) -> Tables
 Exporter = Callable[..., list[Path]]  # (tables, out, **options) -> written files
 
-_importers: dict[str, Importer] = {}
-_exporters: dict[str, Exporter] = {}
+IMPORTERS: Registry[Importer] = Registry("import format")
+EXPORTERS: Registry[Exporter] = Registry("export format")
 
 
 class FormatError(AnnotationError):
@@ -33,37 +36,22 @@ class FormatError(AnnotationError):
         super().__init__(f"{where}: {problem}")
 
 
-def _register(table: dict[str, Any], kind: str, name: str) -> Callable[[Any], Any]:
-    def decorator(fn: Any) -> Any:
-        if name in table:
-            warnings.warn(f"{kind} {name!r} registered twice; the later one wins", stacklevel=2)
-        table[name] = fn
-        return fn
-    return decorator
-
-
 def register_importer(name: str) -> Callable[[Importer], Importer]:
     """Register ``fn(path, **options) -> Tables`` as the importer of format ``name``."""
-    return _register(_importers, "importer", name)
+    return IMPORTERS.register(name)
 
 
 def register_exporter(name: str) -> Callable[[Exporter], Exporter]:
     """Register ``fn(tables, out, **options) -> list[Path]`` as the exporter of format ``name``."""
-    return _register(_exporters, "exporter", name)
+    return EXPORTERS.register(name)
 
 
 def list_importers(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _importers if fnmatch.fnmatch(n, pattern))
+    return IMPORTERS.names(pattern)
 
 
 def list_exporters(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _exporters if fnmatch.fnmatch(n, pattern))
-
-
-def _lookup(table: dict[str, Any], kind: str, name: str) -> Any:
-    if name not in table:
-        raise AnnotationError(f"unknown {kind} format {name!r}; available: {', '.join(sorted(table))}")
-    return table[name]
+    return EXPORTERS.names(pattern)
 
 
 def _call(fn: Callable[..., Any], name: str, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
@@ -82,12 +70,12 @@ def import_annotations(fmt: str, path: str | Path, **options: Any) -> Tables:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
-    return _call(_lookup(_importers, "import", fmt), fmt, (path,), options)
+    return _call(IMPORTERS.get(fmt), fmt, (path,), options)
 
 
 def export_annotations(fmt: str, tables: Tables, out: str | Path, **options: Any) -> list[Path]:
     """Write ``tables`` in format ``fmt`` to ``out``; returns the files written."""
-    return _call(_lookup(_exporters, "export", fmt), fmt, (tables, Path(out)), options)
+    return _call(EXPORTERS.get(fmt), fmt, (tables, Path(out)), options)
 
 
 def parse_float(text: str, path: str | Path, line: int, what: str) -> float:
@@ -144,11 +132,11 @@ def accepts(fn: Callable[..., Any]) -> list[str]:
 
 
 def get_importer(name: str) -> Importer:
-    return _lookup(_importers, "import", name)
+    return IMPORTERS.get(name)
 
 
 def get_exporter(name: str) -> Exporter:
-    return _lookup(_exporters, "export", name)
+    return EXPORTERS.get(name)
 
 
 class _DuplicateKey(ValueError):

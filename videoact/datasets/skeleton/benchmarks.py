@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from videoact.datasets.skeleton.utkinect import (
     utkinect_split,
     utkinect_trimmed,
 )
+from videoact.registry import Registry
 
 
 @dataclass
@@ -110,33 +112,31 @@ def _sbu(root: Path) -> Benchmark:
                      "SBU partial 2D subset (84 samples), stratified 2/3 train - 1/3 test, seed 0")
 
 
-BENCHMARKS: dict[str, Callable[[Path], Benchmark]] = {
-    "nw_ucla_xview": _nw_ucla,
-    "msr_action3d_xsub": _msr,
-    "msr_action3d_as1": lambda root: _msr(root, 1),
-    "msr_action3d_as2": lambda root: _msr(root, 2),
-    "msr_action3d_as3": lambda root: _msr(root, 3),
-    "utkinect_xsub": _utkinect,
-    "sbu_partial": _sbu,
-}
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """How to build a benchmark from its data folder, and which folder of ``../shared/data/skeleton`` that is."""
 
-# where each benchmark's data sits under ../shared/data/skeleton (the default ``root``)
-DEFAULT_ROOTS: dict[str, str] = {
-    "nw_ucla_xview": "nw_ucla",
-    "msr_action3d_xsub": "msr_action3d",
-    "msr_action3d_as1": "msr_action3d",
-    "msr_action3d_as2": "msr_action3d",
-    "msr_action3d_as3": "msr_action3d",
-    "utkinect_xsub": "utkinect_action3d",
-    "sbu_partial": "sbu_kinect_interaction_partial",
-}
+    build: Callable[[Path], Benchmark]
+    default_root: str
+
+    def __call__(self, root: Path) -> Benchmark:
+        return self.build(root)
+
+
+BENCHMARKS: Registry[BenchmarkSpec] = Registry("skeleton benchmark")
+BENCHMARKS.register("nw_ucla_xview", BenchmarkSpec(_nw_ucla, "nw_ucla"))
+BENCHMARKS.register("msr_action3d_xsub", BenchmarkSpec(_msr, "msr_action3d"))
+for _set in (1, 2, 3):
+    BENCHMARKS.register(f"msr_action3d_as{_set}", BenchmarkSpec(partial(_msr, action_set=_set), "msr_action3d"))
+BENCHMARKS.register("utkinect_xsub", BenchmarkSpec(_utkinect, "utkinect_action3d"))
+BENCHMARKS.register("sbu_partial", BenchmarkSpec(_sbu, "sbu_kinect_interaction_partial"))
 
 
 def load_benchmark(name: str, root: str | Path) -> Benchmark:
-    if name not in BENCHMARKS:
-        raise KeyError(f"unknown skeleton benchmark {name!r}; use one of {', '.join(BENCHMARKS)}")
+    """A benchmark by name (``BENCHMARKS``; ``UnknownNameError``, a ``KeyError``, lists them) from its data folder."""
+    spec = BENCHMARKS.get(name)
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: data folder of benchmark {name} not found (expected the "
-                                f"{DEFAULT_ROOTS[name]!r} folder of ../shared/data/skeleton; set data.root)")
-    return BENCHMARKS[name](root)
+                                f"{spec.default_root!r} folder of ../shared/data/skeleton; set data.root)")
+    return spec(root)

@@ -51,6 +51,7 @@ import numpy as np
 from videoact.datasets.skeleton.nw_ucla import NW_UCLA_CLASSES, NW_UCLA_TRAIN_VIEWS, load_nw_ucla
 from videoact.datasets.skeleton.utkinect import UTKINECT_CLASSES, UTKINECT_HALF_SPLITS, load_utkinect
 from videoact.features.skeleton.layouts import get_layout
+from videoact.registry import Registry
 
 BACKGROUND = "background"
 Instance = tuple[int, int, int]  # (label_id, start_frame, end_frame exclusive)
@@ -212,22 +213,32 @@ def nw_ucla_concat(root: str | Path, *, validation: bool = False, clips_per_sequ
                               protocol)
 
 
-PROTOCOLS: dict[str, Callable[..., UntrimmedBenchmark]] = {
-    "utkinect_untrimmed": utkinect_untrimmed,
-    "nw_ucla_concat": nw_ucla_concat,
-}
-DEFAULT_ROOTS: dict[str, str] = {"utkinect_untrimmed": "utkinect_action3d", "nw_ucla_concat": "nw_ucla"}
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """How to build a protocol from its data folder (with options), and which folder of ``../shared/data/skeleton``
+    that is."""
+
+    build: Callable[..., UntrimmedBenchmark]
+    default_root: str
+
+    def __call__(self, root: Path, **options: Any) -> UntrimmedBenchmark:
+        return self.build(root, **options)
+
+
+PROTOCOLS: Registry[ProtocolSpec] = Registry("untrimmed protocol")
+PROTOCOLS.register("utkinect_untrimmed", ProtocolSpec(utkinect_untrimmed, "utkinect_action3d"))
+PROTOCOLS.register("nw_ucla_concat", ProtocolSpec(nw_ucla_concat, "nw_ucla"))
 
 
 def load_untrimmed(name: str, root: str | Path, **options: Any) -> UntrimmedBenchmark:
-    """A protocol by name (``PROTOCOLS``); ``root`` is the dataset's folder."""
-    if name not in PROTOCOLS:
-        raise KeyError(f"unknown untrimmed protocol {name!r}; use one of {', '.join(PROTOCOLS)}")
+    """A protocol by name (``PROTOCOLS``; ``UnknownNameError``, a ``KeyError``, lists them); ``root`` is the
+    dataset's folder."""
+    spec = PROTOCOLS.get(name)
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: data folder of protocol {name} not found (expected the "
-                                f"{DEFAULT_ROOTS[name]!r} folder of ../shared/data/skeleton; set data.root)")
-    return PROTOCOLS[name](root, **options)
+                                f"{spec.default_root!r} folder of ../shared/data/skeleton; set data.root)")
+    return spec(root, **options)
 
 
 def frames_from_steps(step_values: np.ndarray, *, frames_per_step: int, n_frames: int) -> np.ndarray:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from videoact.registry import Registry
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -294,16 +296,16 @@ SBU15 = Layout(
     mirror=_lr(_SBU15_JOINTS),
 )
 
-LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (KINECT20, MSR20, NTU25, COCO17, MEDIAPIPE33, SBU15)}
+LAYOUTS: Registry[Layout] = Registry("joint layout")
+for _layout in (KINECT20, MSR20, NTU25, COCO17, MEDIAPIPE33, SBU15):
+    LAYOUTS.register(_layout.name, _layout)
 
 
 def get_layout(layout: str | Layout) -> Layout:
+    """A layout by name (or itself); ``UnknownNameError`` (a ``KeyError``) lists the registered ones."""
     if isinstance(layout, Layout):
         return layout
-    try:
-        return LAYOUTS[layout]
-    except KeyError:
-        raise KeyError(f"unknown joint layout {layout!r}; registered: {', '.join(LAYOUTS)}") from None
+    return LAYOUTS.get(layout)
 
 
 # ------------------------------------------------------------------------------------------------ mappings

@@ -41,18 +41,30 @@ class ActionLMModelConfig:
 
 
 @dataclass(frozen=True)
-class ActionLMOptimConfig:
+class LMOptimConfig:
+    """The ``optim:`` keys both step-based LM trainers read (AdamW, linear warm-up, cosine decay, gradient norm
+    clipped at 1); each trainer's config redefines the defaults it differs in and adds its own keys."""
+
+    steps: int = doc("optimiser steps", default=1000)
+    batch_size: int = doc("samples per step", default=32)
+    lr: float = doc("peak AdamW learning rate (linear warm-up, cosine decay)", default=1e-3)
+    weight_decay: float = doc("AdamW weight decay", default=0.01)
+    warmup: int = doc("warm-up steps", default=100)
+    seed: int = doc("torch seed and sample order", default=0)
+    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
+    log_every: int = doc("log the training loss every this many steps", default=100)
+
+
+@dataclass(frozen=True)
+class ActionLMOptimConfig(LMOptimConfig):
     steps: int = doc("optimiser steps", default=3000)
     batch_size: int = doc("samples per step", default=128)
-    lr: float = doc("peak AdamW learning rate (linear warm-up, cosine decay)", default=1e-3)
     weight_decay: float = doc("AdamW weight decay", default=0.05)
     warmup: int = doc("warm-up steps", default=200)
+    seed: int = doc("torch and sampling seed", default=0)
     label_smoothing: float = doc("cross-entropy label smoothing", default=0.1)
     history_dropout: float = doc("chance to hide each observed action while training (robust to short or "
                                  "noisy histories)", default=0.1)
-    seed: int = doc("torch and sampling seed", default=0)
-    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
-    log_every: int = doc("log the training loss every this many steps", default=100)
 
 
 @dataclass(frozen=True)
@@ -79,16 +91,9 @@ class TextLMModelConfig:
 
 
 @dataclass(frozen=True)
-class TextLMOptimConfig:
-    steps: int = doc("optimiser steps", default=1000)
-    batch_size: int = doc("samples per step", default=32)
+class TextLMOptimConfig(LMOptimConfig):
     lr: float = doc("peak AdamW learning rate (linear warm-up, cosine decay)", default=2e-3)
-    weight_decay: float = doc("AdamW weight decay", default=0.01)
-    warmup: int = doc("warm-up steps", default=100)
     val_samples: int = doc("held-out samples for the completion loss after training", default=500)
-    seed: int = doc("torch seed and sample order", default=0)
-    threads: int = doc("torch CPU threads (0: torch's default)", default=0)
-    log_every: int = doc("log the training loss every this many steps", default=100)
 
 
 @dataclass(frozen=True)
@@ -106,5 +111,5 @@ class TextLMTrainConfig:
 
 
 __all__ = ["ActionLMModelConfig", "ActionLMOptimConfig", "ActionLMTrainConfig", "AnticipationConfig",
-           "LTADataConfig", "PromptConfig", "TextLMModelConfig", "TextLMOptimConfig",
+           "LMOptimConfig", "LTADataConfig", "PromptConfig", "TextLMModelConfig", "TextLMOptimConfig",
            "TextLMTrainConfig"]

@@ -42,6 +42,7 @@ from torchvision.ops import roi_align
 
 from videoact.features.backbones import BackboneOutput
 from videoact.features.vit.models import resize_pos_embed, sincos_table
+from videoact.registry import Registry
 
 PAD_BOX = (0.0, 0.0, 1.0, 1.0)  # what padded actor slots pool (their outputs are masked and ignored)
 
@@ -192,10 +193,10 @@ def _init_weights(m: nn.Module) -> None:
 
 
 # heads by name, as ``model.pt`` records them; builders are keyword-only
-DETECTION_HEADS: dict[str, Callable[..., nn.Module]] = {"evad": EVADHead}
+DETECTION_HEADS: Registry[Callable[..., nn.Module]] = Registry("detection head")
+DETECTION_HEADS.register("evad", EVADHead)
 
 
 def build_detection_head(name: str, **kwargs: object) -> nn.Module:
-    if name not in DETECTION_HEADS:
-        raise KeyError(f"unknown detection head {name!r}; registered: {', '.join(sorted(DETECTION_HEADS))}")
-    return DETECTION_HEADS[name](**kwargs)
+    """A head by registered name; ``UnknownNameError`` (a ``KeyError``) lists the registered ones."""
+    return DETECTION_HEADS.get(name)(**kwargs)

@@ -16,6 +16,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from videoact.registry import Registry
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -27,19 +29,20 @@ _EXPORTS = {
 }
 
 
+# head name -> keyword-only builder; the builders import their module (and torch) when called
+LOCALIZATION_HEADS: Registry[Callable[..., nn.Module]] = Registry("localization head")
+
+
+@LOCALIZATION_HEADS.register("actionformer")
 def _build_actionformer(**kwargs: Any) -> nn.Module:
     from videoact.heads.localization.actionformer import build_actionformer
 
     return build_actionformer(**kwargs)
 
 
-LOCALIZATION_HEADS: dict[str, Callable[..., nn.Module]] = {"actionformer": _build_actionformer}
-
-
 def build_localization_head(name: str, **kwargs: Any) -> nn.Module:
-    if name not in LOCALIZATION_HEADS:
-        raise KeyError(f"unknown localization head {name!r}; registered: {', '.join(sorted(LOCALIZATION_HEADS))}")
-    return LOCALIZATION_HEADS[name](**kwargs)
+    """A head by registered name; ``UnknownNameError`` (a ``KeyError``) lists the registered ones."""
+    return LOCALIZATION_HEADS.get(name)(**kwargs)
 
 
 __all__ = sorted([*_EXPORTS, "LOCALIZATION_HEADS", "build_localization_head"])

@@ -41,6 +41,7 @@ from videoact.decode.samplers import sliding_window_clips, uniform_clips
 from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, short_side_resize, to_float_cthw
 from videoact.features.backbones import BackboneOutput, backbone_dim, build_backbone
 from videoact.features.text import TEXT_DIM, TEXT_ENCODER, ClassTexts, Encoder, class_embeddings, class_texts
+from videoact.registry import Registry
 
 if TYPE_CHECKING:
     from videoact.decode.source import VideoSource
@@ -221,7 +222,9 @@ def _build_zeroshot(backbone: nn.Module, *, num_classes: int, pooling: Pooling =
 
 
 # head kind -> builder(backbone, num_classes=..., **head_kwargs)
-HEADS: dict[str, Callable[..., _PooledClip]] = {"linear": _build_linear, "zeroshot": _build_zeroshot}
+HEADS: Registry[Callable[..., _PooledClip]] = Registry("recognition head")
+HEADS.register("linear", _build_linear)
+HEADS.register("zeroshot", _build_zeroshot)
 
 
 def build_clip_model(*, backbone: str, backbone_kwargs: Mapping[str, Any], head: str, num_classes: int,

@@ -19,6 +19,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from videoact.registry import Registry
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -31,6 +33,11 @@ _EXPORTS = {
 }
 
 
+# head name -> keyword-only builder; the builders import their module (and torch) when called
+SEGMENTATION_HEADS: Registry[Callable[..., nn.Module]] = Registry("segmentation head")
+
+
+@SEGMENTATION_HEADS.register("mstcn")
 def build_mstcn(*, in_dim: int, num_classes: int, **kwargs: Any) -> nn.Module:
     """MS-TCN over ``in_dim``-wide feature sequences (keyword arguments as ``MSTCN``)."""
     from videoact.heads.segmentation.mstcn import MSTCN
@@ -38,26 +45,23 @@ def build_mstcn(*, in_dim: int, num_classes: int, **kwargs: Any) -> nn.Module:
     return MSTCN(in_dim=in_dim, num_classes=num_classes, **kwargs)
 
 
+@SEGMENTATION_HEADS.register("lac")
 def _build_lac(**kwargs: Any) -> nn.Module:
     from videoact.heads.segmentation.lac import build_lac
 
     return build_lac(**kwargs)
 
 
+@SEGMENTATION_HEADS.register("asrf")
 def _build_asrf(**kwargs: Any) -> nn.Module:
     from videoact.heads.segmentation.asrf import build_asrf
 
     return build_asrf(**kwargs)
 
 
-SEGMENTATION_HEADS: dict[str, Callable[..., nn.Module]] = {"mstcn": build_mstcn, "lac": _build_lac,
-                                                           "asrf": _build_asrf}
-
-
 def build_segmentation_head(name: str, **kwargs: Any) -> nn.Module:
-    if name not in SEGMENTATION_HEADS:
-        raise KeyError(f"unknown segmentation head {name!r}; registered: {', '.join(sorted(SEGMENTATION_HEADS))}")
-    return SEGMENTATION_HEADS[name](**kwargs)
+    """A head by registered name; ``UnknownNameError`` (a ``KeyError``) lists the registered ones."""
+    return SEGMENTATION_HEADS.get(name)(**kwargs)
 
 
 __all__ = sorted([*_EXPORTS, "SEGMENTATION_HEADS", "build_mstcn", "build_segmentation_head"])
