@@ -93,7 +93,7 @@ def test_train_cli_runs_the_registered_trainer(shared_data: Path, tmp_path: Path
                f"output={ckpt}")
     assert out.returncode == 0, out.stderr
     assert ckpt.is_file() and str(ckpt) in out.stdout
-    assert isinstance(torch.load(ckpt, weights_only=True), dict)
+    assert torch.load(ckpt, weights_only=True)["format"] == "videoact.action_lm/1"  # the action LM's checkpoint
     bad = tmp_path / "bad.yaml"
     bad.write_text("trainer: nope\n")
     out = _cli("train", str(bad))

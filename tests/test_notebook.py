@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+import videoact
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "explore_predictions.ipynb"
@@ -31,7 +32,11 @@ def test_notebook_runs_and_saves_its_plots(short_run: Path, shared_data: Path, t
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK.parent)}})
     client.execute()  # raises CellExecutionError naming the cell on any error
-    assert os.environ["VIDEOACT_RUN"] == str(short_run)
+    # the kernel read the run and the folders it was given, not the notebook's defaults
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "".join(o.get("text", "") for o in code[0].outputs) == f"{short_run} -> {figures}\n"
+    shown = "".join(o.get("data", {}).get("text/plain", "") for o in code[1].outputs)  # the run's videos table
+    assert all(v in shown for v in videoact.load(short_run).videos["video_id"]), shown
     for name, size in EXPECTED.items():
         path = figures / name
         assert path.is_file() and path.stat().st_size > 0, name

@@ -48,9 +48,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from videoact.config import RunConfig, load_config
     from videoact.runner.batch import run_videos
     from videoact.runner.inputs import parse_shard, resolve_inputs
+    from videoact.runner.run import plan
 
     shard = parse_shard(args.shard) if args.shard is not None else None
     cfg = load_config(RunConfig, args.config, args.overrides)
+    plan(cfg)  # cross-stage checks ("temporal needs poses"): rc 2 before any video
     refs = resolve_inputs(args.input)
     summary = run_videos(refs, args.output, cfg, input_spec=args.input, show_progress=False if args.quiet else None,
                          workers=args.workers, engine=args.engine, address=args.address, shard=shard,

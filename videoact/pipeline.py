@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from videoact.annotations.tables import Tables
 from videoact.decode.probe import VideoDecodeError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from videoact.annotations.tables import Tables
     from videoact.config import RunConfig
     from videoact.decode.source import VideoInfo, VideoSource
 
@@ -49,7 +49,7 @@ class VideoContext:
     info: VideoInfo  # the probe's metadata (fps, frames, size)
     source: str  # ``videoact-<version>@<config fingerprint>``: the ``source`` every stage's rows carry
     progress: bool = False
-    tables: Tables | None = None  # every row so far (the ``videos`` row first)
+    tables: Tables = field(default_factory=Tables)  # every row so far (the ``videos`` row first)
     pose_track: Any = None  # features.pose.PoseTrack, set by the pose stage
     pose_boxes: pd.DataFrame | None = None  # the pose stage's person boxes
     _video: VideoSource | None = field(default=None, repr=False)
@@ -110,3 +110,12 @@ def stage_errors(stage: str, *also: type[BaseException]) -> Iterator[None]:
         raise StageError("decode", str(exc)) from None
     except (FileNotFoundError, ValueError, KeyError, *also) as exc:
         raise StageError(stage, str(exc)) from None
+
+
+@contextlib.contextmanager
+def decode_errors() -> Iterator[None]:
+    """Only decode errors are expected here (-> ``StageError('decode', ...)``); anything else propagates."""
+    try:
+        yield
+    except VideoDecodeError as exc:
+        raise StageError("decode", str(exc)) from None

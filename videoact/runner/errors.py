@@ -1,18 +1,14 @@
-"""Errors of the runner, in a module with no heavy imports (the CLI catches them)."""
+"""Errors of the runner (the CLI catches them); ``StageError`` is the stage protocol's (``videoact.pipeline``)."""
 
 from __future__ import annotations
+
+from videoact.pipeline import StageError
+
+__all__ = ["EngineError", "InputError", "StageError"]
 
 
 class InputError(ValueError):
     """The INPUT of a run cannot be turned into videos; the message says why and what to pass."""
-
-
-class StageError(RuntimeError):
-    """A video failed in a named stage (recorded in the manifest, the run goes on)."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        self.stage, self.message = stage, message
-        super().__init__(f"{stage}: {message}")
 
 
 class EngineError(RuntimeError):

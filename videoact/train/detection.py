@@ -87,14 +87,13 @@ class AVADataConfig:
 
 @dataclass(frozen=True)
 class DetectionNetConfig:
-    backbone: str = doc("registered video backbone (videoact.features.backbones): vit_b16, vit_s16, vit_tiny",
-                        default="vit_b16")
+    backbone: str = doc("the detector's backbone", names="video backbone", default="vit_b16")
     backbone_options: dict[str, Any] = field(default_factory=lambda: {"keep_rates": "evad", "drop_path": 0.1},
                                              metadata={"doc": "keyword arguments of the backbone's builder "
                                                               "(img_size and num_frames come from input)"})
     pretrained: str | None = doc("backbone weights: a VideoMAE / mmaction2 / videoact checkpoint path, URL, "
                                  "hf-hub: id or checkpoints.ZOO name (null: random init)", default=None)
-    head: str = doc("detection head (videoact.heads.detection.evad.DETECTION_HEADS)", default="evad")
+    head: str = doc("the head over the backbone's tokens", names="detection head", default="evad")
     head_options: dict[str, Any] = field(default_factory=dict, metadata={
         "doc": "keyword arguments of the head (EVADHead: dim, depth, num_heads, act_dim, roi_extension, ...)"})
 

@@ -40,7 +40,7 @@ from videoact.config import ConfigError, doc, fingerprint
 from videoact.decode import VideoDecodeError
 from videoact.decode.samplers import frame_at_time
 from videoact.decode.source import Backend, VideoSource
-from videoact.features.backbones import BACKBONES, list_backbones
+from videoact.features.backbones import BACKBONES
 from videoact.features.text import class_embeddings, class_texts
 from videoact.heads.recognition.clip import (
     ClipClassifier,
@@ -50,6 +50,7 @@ from videoact.heads.recognition.clip import (
     prepare_clip,
     save_clip_recognizer,
 )
+from videoact.registry import UnknownNameError
 from videoact.train.common import OptimConfig, TrainLoop
 
 log = logging.getLogger("videoact.train.rgb")
@@ -82,7 +83,7 @@ class RGBAugmentConfig:
 
 @dataclass(frozen=True)
 class RGBModelConfig:
-    backbone: str = doc("registered backbone: vit_tiny, vit_s16, vit_b16, x3d_s, slowfast_r50", default="vit_tiny")
+    backbone: str = doc("the clip model's backbone", names="video backbone", default="vit_tiny")
     backbone_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
         "doc": "keyword arguments of the backbone builder (img_size / num_frames default to the input's)"})
     pretrained: Path | None = field(default=None, metadata={
@@ -281,9 +282,11 @@ class ClipDataset(torch.utils.data.Dataset):
 
 def resolve_backbone_kwargs(name: str, kwargs: dict[str, Any], cfg: ClipInputConfig) -> dict[str, Any]:
     """The builder's keyword arguments, with ``img_size`` / ``num_frames`` taken from the input when it takes them."""
-    if name not in list_backbones():
-        raise ConfigError(f"model.backbone: unknown backbone {name!r}; registered: {', '.join(list_backbones())}")
-    params = inspect.signature(BACKBONES[name]).parameters
+    try:
+        builder = BACKBONES.get(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"model.backbone: {exc}") from None
+    params = inspect.signature(builder).parameters
     out = dict(kwargs)
     if "img_size" in params:
         out.setdefault("img_size", cfg.crop)

@@ -41,13 +41,14 @@ log = logging.getLogger("videoact.train.skeleton")
 
 @dataclass(frozen=True)
 class SkeletonDataConfig:
-    benchmark: str = doc("protocol from videoact.datasets.skeleton.benchmarks.BENCHMARKS", default="nw_ucla_xview")
+    benchmark: str = doc("dataset and protocol (its train/test split)", names="skeleton benchmark",
+                         default="nw_ucla_xview")
     root: Path = field(default=Path("../shared/data/skeleton/nw_ucla"), metadata={"doc": "the dataset's folder"})
 
 
 @dataclass(frozen=True)
 class SkeletonModelConfig:
-    name: str = doc("registered network: stgcnpp, psumnet, ista, cnn1d_ensemble", default="stgcnpp")
+    name: str = doc("the network", names="skeleton model", default="stgcnpp")
     options: dict[str, Any] = field(default_factory=lambda: {"width": 0.25, "modalities": ["joint", "bone"]},
                                     metadata={"doc": "keyword arguments of the network's builder"})
 

@@ -103,8 +103,7 @@ def save_action_lm(path: str | Path, model: ActionLM, vocab: ActionVocab, model_
 
 def load_action_lm(path: str | Path) -> tuple[ActionLM, ActionVocab]:
     """A checkpoint written by ``save_action_lm`` (``weights_only=True``: no code runs on load)."""
-    blob = load_torch_checkpoint(path, fmt=CHECKPOINT_FORMAT, what="action LM",
-                                 make="videoact train configs/anticipation/action_lm_epic55.yaml")
+    blob = load_torch_checkpoint(path, fmt=CHECKPOINT_FORMAT)
     v = blob["vocab"]
     vocab = ActionVocab(name=v["name"], verbs=tuple(v["verbs"]), nouns=tuple(v["nouns"]))
     model = build_action_lm(vocab=vocab, n_observed=blob["n_observed"], z=blob["z"],

@@ -122,8 +122,7 @@ class DetectionModel:
 def load_detection_model(path: str | Path) -> DetectionModel:
     """Load ``model.pt`` written by ``videoact train`` (trainer ``ava_detection``)."""
     path = Path(path)
-    state = load_torch_checkpoint(path, fmt=FORMAT, what="AVA detection",
-                                  make="videoact train configs/detection/ava_tiny.yaml")
+    state = load_torch_checkpoint(path, fmt=FORMAT)
     try:
         clip = build_config(ClipInput, dict(state["input"]), where=path)
     except ConfigError as exc:

@@ -230,10 +230,8 @@ HEADS.register("zeroshot", _build_zeroshot)
 def build_clip_model(*, backbone: str, backbone_kwargs: Mapping[str, Any], head: str, num_classes: int,
                      head_kwargs: Mapping[str, Any]) -> ClipClassifier | ZeroShotHead:
     """A registered backbone by name + a head by kind: what the trainer trains and the loader rebuilds."""
-    if head not in HEADS:
-        raise ValueError(f"unknown recognition head {head!r}; one of {', '.join(HEADS)}")
-    return HEADS[head](build_backbone(backbone, **dict(backbone_kwargs)), num_classes=num_classes,
-                       **dict(head_kwargs))
+    return HEADS.get(head)(build_backbone(backbone, **dict(backbone_kwargs)), num_classes=num_classes,
+                           **dict(head_kwargs))
 
 
 # ---------------------------------------------------------------------------------------- the recognizer
@@ -397,8 +395,7 @@ def load_clip_recognizer(path: str | Path) -> ClipRecognizer:
     """Rebuild the recognizer ``save_clip_recognizer`` wrote (``torch.load(weights_only=True)``), in eval mode."""
     from videoact.annotations.store import load_torch_checkpoint
 
-    state = load_torch_checkpoint(path, fmt=CHECKPOINT_FORMAT, what="RGB recognition",
-                                  make="videoact train configs/rgb/recognition_tiny.yaml")
+    state = load_torch_checkpoint(path, fmt=CHECKPOINT_FORMAT)
     spec = state["spec"]
     model = build_clip_model(backbone=spec["backbone"], backbone_kwargs=spec["backbone_kwargs"], head=spec["head"],
                              num_classes=len(state["classes"]), head_kwargs=spec["head_kwargs"])

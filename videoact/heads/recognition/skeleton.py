@@ -85,8 +85,7 @@ class SkeletonClassifier:
 def load_model(path: str | Path) -> SkeletonClassifier:
     """Load ``model.pt`` written by ``train_skeleton`` (``weights_only=True``: tensors and plain data only)."""
     path = Path(path)
-    state = load_torch_checkpoint(path, fmt="videoact.skeleton/1", what="skeleton",
-                                  make="videoact train configs/skeleton/...")
+    state = load_torch_checkpoint(path, fmt="videoact.skeleton/1")
     kwargs = dict(state["model_kwargs"])
     model = build_model(state["model"], **kwargs)
     model.load_state_dict(state["state_dict"])

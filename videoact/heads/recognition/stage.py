@@ -1,0 +1,90 @@
+"""The ``recognition`` stage of ``videoact run``: sliding windows -> top-k ``recognition`` segments.
+
+One stage for both kinds of model, chosen once per model file by its checkpoint format: a skeleton model reads
+the pose stage's track (and is skipped when the pose stage is off), an RGB clip model (``rgb_recognition``
+trainer) reads the frames.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from videoact.pipeline import VideoContext, stage_errors
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from videoact.annotations.tables import Tables
+    from videoact.config import RunConfig
+
+
+@functools.lru_cache(maxsize=8)
+def model_input(ref: str) -> str:
+    """``rgb`` for a model.pt written by the ``rgb_recognition`` trainer, else ``skeleton`` (a missing or foreign
+    file included: the skeleton loader then says what is wrong with it)."""
+    if ref.startswith("builtin:"):
+        return "skeleton"
+    try:
+        import torch
+
+        from videoact.heads.recognition.clip import CHECKPOINT_FORMAT
+
+        state = torch.load(ref, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable here: the skeleton loader reports it with the file name
+        return "skeleton"
+    return "rgb" if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT else "skeleton"
+
+
+@functools.lru_cache(maxsize=4)
+def load_recognition_model(ref: str) -> Any:
+    """The recognizer of ``ref`` (``builtin:NAME`` or a model.pt), loaded once per process."""
+    if model_input(ref) == "rgb":
+        from videoact.heads.recognition.clip import load_clip_recognizer
+
+        return load_clip_recognizer(ref)
+    from videoact.heads.recognition.skeleton import load_recognizer
+
+    return load_recognizer(ref)
+
+
+class RecognitionStage:
+    name = "recognition"
+
+    def enabled(self, cfg: RunConfig) -> bool:
+        rc = cfg.recognition
+        return rc.enabled and (cfg.pose.enabled or model_input(rc.model) == "rgb")
+
+    def needs(self, cfg: RunConfig) -> dict[str, str]:
+        return {}  # a skeleton model without the pose stage is not enabled (see ``enabled``)
+
+    def check(self, cfg: RunConfig) -> None:
+        return None
+
+    def labels(self, cfg: RunConfig) -> pd.DataFrame | None:
+        import pandas as pd
+
+        with stage_errors(self.name):
+            clf = load_recognition_model(cfg.recognition.model)
+        return pd.DataFrame({"label_space": clf.label_space, "id": range(len(clf.classes)),
+                             "name": list(clf.classes)})
+
+    def run(self, ctx: VideoContext) -> Tables:
+        from videoact.annotations.tables import Tables
+
+        rc = ctx.cfg.recognition
+        with stage_errors(self.name):
+            rec = load_recognition_model(rc.model)
+            if model_input(rc.model) == "rgb":
+                from videoact.heads.recognition.clip import recognize_windows
+
+                segs = recognize_windows(rec, ctx.video(), video_id=ctx.video_id, stride_s=rc.stride_s,
+                                         k=rc.top_k, source=f"{rec.source}@{ctx.source}")
+            else:
+                from videoact.heads.recognition.skeleton import recognize_track
+
+                segs = recognize_track(ctx.pose_track, rec, video_id=ctx.video_id, label_space=rec.label_space,
+                                       source=f"{rec.name}@{ctx.source}", window_s=rc.window_s,
+                                       stride_s=rc.stride_s, top_k=rc.top_k,
+                                       min_pose_fraction=rc.min_pose_fraction)
+        return Tables(segments=segs)
