@@ -15,7 +15,8 @@ from videoact._version import __version__
 from videoact.annotations import schema
 from videoact.annotations.tables import Tables
 from videoact.config import ConfigError, RunConfig, fingerprint
-from videoact.decode.probe import VideoInfo, probe_video, sha256_file
+from videoact.decode.probe import VideoInfo, sha256_file
+from videoact.decode.source import VideoSource
 from videoact.features.pose.stage import PoseStage
 from videoact.heads.anticipation.stage import AnticipationStage
 from videoact.heads.detection.stage import DetectionStage
@@ -62,17 +63,14 @@ def label_tables(cfg: RunConfig) -> pd.DataFrame | None:
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def _videos_row(ref: VideoRef, cfg: RunConfig, source: str) -> tuple[pd.DataFrame, VideoInfo]:
-    with stage_errors("decode"):
-        info = probe_video(ref.path, backend=cfg.decode.backend)
-    videos = pd.DataFrame([{
+def _videos_row(ref: VideoRef, cfg: RunConfig, info: VideoInfo, source: str) -> pd.DataFrame:
+    return pd.DataFrame([{
         "video_id": ref.video_id, "uri": str(ref.path.resolve()), "fps": info.fps, "n_frames": info.n_frames,
         "duration_s": info.duration_s, "width": info.width, "height": info.height, "rotation": info.rotation,
         "codec": info.codec, "sha256": sha256_file(ref.path) if cfg.decode.sha256 else None,
         "source": source,
         "attrs": schema.dumps_attrs({"decode_backend": info.backend, "n_frames_exact": info.n_frames_exact}),
     }])
-    return videos, info
 
 
 def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> Tables:
@@ -86,10 +84,14 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
     except ConfigError as exc:  # the CLI checks this before any video; a direct caller gets it per video
         raise StageError(getattr(exc, "stage", "config"), str(exc)) from None
     source = f"videoact-{__version__}@{fingerprint(cfg)}"
-    videos, info = _videos_row(ref, cfg, source)
-    ctx = VideoContext(video_id=ref.video_id, path=ref.path, cfg=cfg, info=info, source=source, progress=progress,
-                       tables=Tables(videos=videos))
+    with stage_errors("decode"):  # the probe: metadata, and the first frame decoded by the selected reader
+        video = VideoSource(ref.path, backend=cfg.decode.backend)
+    ctx = VideoContext(video_id=ref.video_id, path=ref.path, cfg=cfg, info=video.info, source=source,
+                       progress=progress, _video=video)
     try:
+        with stage_errors("decode"):
+            video.get_frames([0])
+        ctx.tables = Tables(videos=_videos_row(ref, cfg, video.info, source))
         for stage in planned:
             ctx.tables = Tables.concat([ctx.tables, stage.run(ctx)])
     finally:
