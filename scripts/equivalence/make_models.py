@@ -4,14 +4,16 @@ Run:  cd /tmp/equiv && OMP_NUM_THREADS=1 PYTHONPATH=/tmp/equiv/ref_tree python m
 
 Writes /tmp/equiv/models/:
   rgb/model.pt              RGB clip recognizer (tests/test_rgb_recognition.py make_config, 12 epochs vit_tiny)
-  det/gt.csv                AVA ground truth on BlazePose boxes of demo_spatiotemporal_det.mp4 (tests/test_detection_ava.py  # noqa: E501
+  det/gt.csv                AVA ground truth on BlazePose boxes of demo_spatiotemporal_det.mp4
+                            (tests/test_detection_ava.py
                             demo_gt fixture); also used as detection.boxes=<file> in capture
   det/train/model.pt        AVA detector (configs/detection/ava_tiny.yaml + _train_overrides), eval/{gt,pred}
   mstcn/model.pt            MS-TCN on NW-UCLA concatenations (tests/test_run_temporal.py mstcn fixture), eval/{gt,pred}
   loc/model.pt              ActionFormer+CSA localization (tests/test_temporal_heads.py), eval/{gt,pred}
   alm/action_lm.pt          action LM (tests/conftest.py action_lm_checkpoint fixture)
   every_class_map.csv       tests/test_run_anticipation.py every_class_map fixture
-  nw_ucla_eval/{gt,pred}    eval tables of the shipped NW-UCLA ST-GCN++ on the cross-view test split (the 91.2 % number),  # noqa: E501
+  nw_ucla_eval/{gt,pred}    eval tables of the shipped NW-UCLA ST-GCN++ on the cross-view test split
+                            (the 91.2 % number),
                             written with the trainer's own predict + write_eval_tables
   fixtures/                 small eval fixtures copied from the eval tests (LTA json, ms-tcn txt) and a THUMOS14
                             results file derived from the real val ground truth
