@@ -14,7 +14,8 @@ from pathlib import Path
 from videoact.decode._common import VIDEO_EXTENSIONS, VideoDecodeError, VideoInfo
 from videoact.decode.source import VideoSource
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoDecodeError", "VideoInfo", "fraction_str", "probe_video", "sha256_file"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoDecodeError", "VideoInfo", "fraction_str", "open_video", "probe_video",
+           "sha256_file"]
 
 
 def probe_video(path: str | Path, *, backend: str = "auto") -> VideoInfo:
@@ -23,11 +24,22 @@ def probe_video(path: str | Path, *, backend: str = "auto") -> VideoInfo:
     Raises:
         VideoDecodeError: naming the file and why (missing, empty, not a video, no video stream, ...).
     """
+    with open_video(path, backend=backend) as src:
+        return src.info
+
+
+def open_video(path: str | Path, *, backend: str = "auto") -> VideoSource:
+    """A ``VideoSource`` with its first frame decoded by the selected reader (so its record is settled); the
+    caller closes it. ``probe_video`` and the main job (which keeps it open for every stage) share this."""
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"backend must be auto, decord or pyav, not {backend!r}")
-    with VideoSource(path, backend=backend) as src:  # type: ignore[arg-type]
+    src = VideoSource(path, backend=backend)  # type: ignore[arg-type]
+    try:
         src.get_frames([0])
-        return src.info
+    except BaseException:
+        src.close()
+        raise
+    return src
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -15,8 +15,7 @@ from videoact._version import __version__
 from videoact.annotations import schema
 from videoact.annotations.tables import Tables
 from videoact.config import ConfigError, RunConfig, fingerprint
-from videoact.decode.probe import VideoInfo, sha256_file
-from videoact.decode.source import VideoSource
+from videoact.decode.probe import VideoInfo, open_video, sha256_file
 from videoact.features.pose.stage import PoseStage
 from videoact.heads.anticipation.stage import AnticipationStage
 from videoact.heads.detection.stage import DetectionStage
@@ -84,13 +83,11 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
     except ConfigError as exc:  # the CLI checks this before any video; a direct caller gets it per video
         raise StageError(getattr(exc, "stage", "config"), str(exc)) from None
     source = f"videoact-{__version__}@{fingerprint(cfg)}"
-    with stage_errors("decode"):  # the probe: metadata, and the first frame decoded by the selected reader
-        video = VideoSource(ref.path, backend=cfg.decode.backend)
+    with stage_errors("decode"):  # the probe, whose reader every stage then shares
+        video = open_video(ref.path, backend=cfg.decode.backend)
     ctx = VideoContext(video_id=ref.video_id, path=ref.path, cfg=cfg, info=video.info, source=source,
                        progress=progress, _video=video)
     try:
-        with stage_errors("decode"):
-            video.get_frames([0])
         ctx.tables = Tables(videos=_videos_row(ref, cfg, video.info, source))
         for stage in planned:
             ctx.tables = Tables.concat([ctx.tables, stage.run(ctx)])
