@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "videoact"
 
 _LEAVES = {"_version", "registry"}
-_BASE = _LEAVES | {"annotations", "config", "decode"}
+_BASE = _LEAVES | {"annotations", "config", "decode", "models"}
 _STAGE = _BASE | {"pipeline"}  # the stage protocol every stage module implements
 _MIDDLE = _STAGE | {"features", "llm"}
 _HEADS = _MIDDLE | {"heads", "datasets"}
@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "annotations": _LEAVES,
     "config": _LEAVES,
     "decode": _LEAVES,
+    "models": _LEAVES,  # the model zoo's cards, label maps and downloads
     "pipeline": _BASE,
     "features": _STAGE,
     "llm": _BASE,

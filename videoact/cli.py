@@ -1,4 +1,4 @@
-"""``videoact`` command line: run | eval | export | import | train | info | config.
+"""``videoact`` command line: run | eval | export | import | train | info | models | config.
 
 Exit codes: 0 success; 1 the run finished but some videos failed (see the manifest);
 2 bad input or usage (the message names the file or key).
@@ -190,6 +190,123 @@ def _config_names() -> dict[str, list[str]]:
     return {reg.kind: reg.names() for reg in (POSE_BACKENDS,)}
 
 
+# ------------------------------------------------------------------------------------------------ models
+
+def _card_hash(card: Any) -> str:
+    """The weakest check over a card's files: full (sha256), prefix, none (bundled files count as full)."""
+    from videoact.models.hub import hash_kind
+
+    kinds = {hash_kind(f) for f in card.files} - {"bundled"}
+    return "none" if "none" in kinds else "prefix" if "prefix" in kinds else "full" if kinds else "bundled"
+
+
+def _card_cached(card: Any) -> str:
+    from videoact.models.hub import is_cached
+
+    files = [f for f in card.files if not f.bundled]
+    have = sum(is_cached(card, f) for f in files)
+    return "yes" if have == len(files) else "no" if have == 0 else f"partial ({have}/{len(files)})"
+
+
+def _num(value: float | None, fmt: str = "{:g}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from videoact import models
+
+    try:
+        cards = models.list_models(task=args.task)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    header = ("name", "task", "classes", "params(M)", "GFLOPs", "accuracy", "licence", "hash", "cached")
+    rows = [header]
+    for c in cards:
+        acc = c.accuracy[0] if c.accuracy else None
+        rows.append((c.name, c.task, _num(c.num_classes), _num(c.params_m), _num(c.gflops),
+                     f"{acc.value:g} {acc.metric}" if acc else "-", c.licence.split(";")[0].strip(),
+                     _card_hash(c), _card_cached(c)))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header) - 1)]
+    for r in rows:
+        print("  ".join(f"{v:<{w}}" for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
+    if not cards:
+        print(f"(no {args.task + ' ' if args.task else ''}models; cards are read from "
+              f"{', '.join(str(d) for d in models.card_dirs())})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _models_info(args: argparse.Namespace) -> int:
+    from videoact import models
+    from videoact.models.hub import cache_path, hash_kind, read_marker
+
+    card = models.get_model(args.name)
+    rows: list[tuple[str, str]] = [("name", card.name), ("task", card.task), ("summary", card.summary)]
+    if card.arch:
+        rows.append(("arch", card.arch + (f" {card.arch_kwargs}" if card.arch_kwargs else "")))
+    if card.layout:
+        rows.append(("layout", card.layout))
+    if card.input:
+        rows.append(("input", ", ".join(f"{k}={v}" for k, v in card.input.items())))
+    if card.num_classes is not None:
+        rows.append(("classes", str(card.num_classes)))
+    if card.params_m is not None or card.gflops is not None:
+        rows.append(("cost", f"{_num(card.params_m)} M params, {_num(card.gflops)} GFLOPs"))
+    for f in card.files:
+        path = cache_path(card, f)
+        check = {"full": f"sha256 {f.sha256}", "prefix": f"sha256 prefix {f.sha256_prefix}",
+                 "bundled": "bundled with videoact", "none": "no published hash"}[hash_kind(f)]
+        rows.append((f"file {f.role}", f"{f.filename} ({check}{'; ' + f.hash_note if f.hash_note else ''})"))
+        for url in f.urls:
+            rows.append(("  url", url))
+        measured = read_marker(path) if path.is_file() else None
+        state = ("cached" + (f", sha256 {measured}" if measured else ", not yet verified")) if path.is_file() \
+            else "not downloaded"
+        rows.append(("  cache", f"{path} ({state})"))
+    label_card = card.name if card.task == "labels" else card.labels
+    if label_card:
+        try:
+            names = models.label_map(label_card)
+        except Exception as exc:  # a missing or broken label map must not hide the rest of the card
+            rows.append(("labels", f"{label_card} (not readable: {' '.join(str(exc).split())})"))
+        else:
+            more = ", ..." if len(names) > 5 else ""
+            rows.append(("labels", f"{label_card}: {len(names)} classes ({', '.join(names[:5])}{more})"))
+    for a in card.accuracy:
+        proto = f", {a.protocol}" if a.protocol else ""
+        rows.append(("accuracy", f"{a.value:g} {a.metric} on {a.dataset}{proto}"
+                                 + (f" (source: {a.source})" if a.source else "")))
+    rows.append(("licence", card.licence))
+    for key, value in (("source", card.source), ("notes", card.notes), ("card", str(card.path or ""))):
+        if value:
+            rows.append((key, " ".join(str(value).split())))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return EXIT_OK
+
+
+def _models_download(args: argparse.Namespace) -> int:
+    from videoact import models
+    from videoact.models.hub import download
+
+    cards = [models.get_model(name) for name in args.names]  # every name checked before any download
+    for card in cards:
+        paths = download(card, verify=args.verify, progress=not args.quiet)
+        for role, path in paths.items():
+            print(f"{card.name}  {role}  {path}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from videoact.models import CardError
+    from videoact.models.hub import DownloadError
+
+    try:
+        return {"list": _models_list, "info": _models_info, "download": _models_download}[args.models_command](args)
+    except (CardError, DownloadError) as exc:
+        raise CLIError(str(exc)) from None
+
+
 # ------------------------------------------------------------------------------------------------ parser
 
 def _first_line(obj: Any) -> str:
@@ -343,6 +460,42 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--backend", choices=("auto", "decord", "pyav"), default="auto", help="reader (default auto)")
     n.add_argument("--json", action="store_true", help="print one JSON object")
     n.set_defaults(func=cmd_info)
+
+    m = sub.add_parser("models", formatter_class=fmt, help="list, describe and download the model zoo",
+                       description="The model zoo: published checkpoints known by name (cards in "
+                                   "videoact/models/cards, $VIDEOACT_HOME/cards and $VIDEOACT_CARDS).\n\n"
+                                   "Files are cached in $VIDEOACT_HOME/models/NAME (default ~/.cache/videoact) and "
+                                   "verified (sha256, or the published prefix) once, when they arrive; the digest "
+                                   "is kept beside each file as FILE.sha256. $VIDEOACT_MIRROR=URL (or a folder) "
+                                   "fetches every file from there instead; $VIDEOACT_OFFLINE=1 fetches nothing and "
+                                   "says where to put each missing file.",
+                       epilog="Examples:\n"
+                              "  videoact models list --task recognition\n"
+                              "  videoact models info videomae_b16_k400\n"
+                              "  videoact models download videomae_b16_k400 --verify")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION")
+    msub.required = True
+    ml = msub.add_parser("list", formatter_class=fmt, help="a table of the cards",
+                         description="One line per card: name, task, classes, parameters (millions), GFLOPs, "
+                                     "accuracy, licence, how its files are checked (full sha256, a published "
+                                     "prefix, none) and whether they are in the cache.")
+    ml.add_argument("--task", metavar="TASK",
+                    help="only this kind: recognition, skeleton, detection, person_detection, labels")
+    ml.set_defaults(func=cmd_models)
+    mi = msub.add_parser("info", formatter_class=fmt, help="print one card",
+                         description="Print the card NAME: what it is, its input, its files (URLs, hashes, cache "
+                                     "paths), its label map, accuracy with source, and licence.")
+    mi.add_argument("name", metavar="NAME")
+    mi.set_defaults(func=cmd_models)
+    md = msub.add_parser("download", formatter_class=fmt, help="fetch and verify models into the cache",
+                         description="Download every file of each NAME into the cache (nothing is fetched for "
+                                     "files already there), verifying each; prints ROLE and PATH per file.")
+    md.add_argument("names", nargs="+", metavar="NAME")
+    md.add_argument("--verify", action="store_true",
+                    help="hash cached files again (normally verified once, on download); one that fails is "
+                         "downloaded again")
+    md.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    md.set_defaults(func=cmd_models)
 
     c = sub.add_parser("config", formatter_class=fmt, help="show the resolved config",
                        description="Configuration commands.")

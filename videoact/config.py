@@ -65,8 +65,9 @@ class PoseConfig:
 @dataclass(frozen=True)
 class RecognitionConfig:
     enabled: bool = doc("classify actions from the poses and write recognition segments", default=True)
-    model: str = doc("builtin:NAME (a skeleton model shipped with videoact), or a model.pt written by `videoact "
-                     "train`: a skeleton model reads the pose stage, an rgb_recognition model reads the frames",
+    model: str = doc("a model-zoo name (`videoact models list`: downloaded once into $VIDEOACT_HOME), builtin:NAME "
+                     "(a skeleton model shipped with videoact), or a model.pt written by `videoact train`: a "
+                     "skeleton model reads the pose stage, an RGB model reads the frames",
                      default="builtin:nw_ucla_stgcnpp")
     window_s: float = doc("seconds of poses per prediction (sliding window; an RGB model's window is its clip)",
                           default=2.0)

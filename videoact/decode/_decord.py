@@ -32,7 +32,6 @@ import numpy as np
 
 from videoact.decode._common import VideoDecodeError
 
-
 _TAIL = 8  # last frames of a file that get_batch reads only as one contiguous run (see above)
 
 

@@ -1,8 +1,9 @@
 """The ``recognition`` stage of ``videoact run``: sliding windows -> top-k ``recognition`` segments.
 
-One stage for both kinds of model, chosen once per model file by its checkpoint format: a skeleton model reads
-the pose stage's track (and is skipped when the pose stage is off), an RGB clip model (``rgb_recognition``
-trainer) reads the frames.
+One stage for both kinds of model: a skeleton model reads the pose stage's track (and is skipped when the pose
+stage is off), an RGB clip model reads the frames. The kind comes from the model zoo's card for a zoo name
+(``recognition.model=videomae_b16_k400``: downloaded once, before the first video), else from the checkpoint
+format of a model.pt (``rgb_recognition`` trainer: RGB).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def model_input(ref: str) -> str:
     file included: the skeleton loader then says what is wrong with it)."""
     if ref.startswith("builtin:"):
         return "skeleton"
+    from videoact import models
+
+    if models.is_model(ref):
+        return "skeleton" if models.get_model(ref).task == "skeleton" else "rgb"
     try:
         import torch
 
@@ -38,7 +43,13 @@ def model_input(ref: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def load_recognition_model(ref: str) -> Any:
-    """The recognizer of ``ref`` (``builtin:NAME`` or a model.pt), loaded once per process."""
+    """The recognizer of ``ref`` (a zoo name, ``builtin:NAME`` or a model.pt), loaded once per process."""
+    from videoact import models
+
+    if models.is_model(ref):
+        from videoact.heads.recognition.zoo import load_zoo_recognizer
+
+        return load_zoo_recognizer(ref)
     if model_input(ref) == "rgb":
         from videoact.heads.recognition.clip import load_clip_recognizer
 
@@ -59,7 +70,23 @@ class RecognitionStage:
         return {}  # a skeleton model without the pose stage is not enabled (see ``enabled``)
 
     def check(self, cfg: RunConfig) -> None:
-        return None
+        """A zoo model's files are fetched here, before the first video: a failed download is rc 2, one line."""
+        from videoact import models
+
+        ref = cfg.recognition.model
+        if not models.is_model(ref):
+            return
+        from videoact.config import ConfigError
+        from videoact.models.hub import DownloadError
+
+        card = models.get_model(ref)
+        if card.task not in ("recognition", "skeleton"):
+            raise ConfigError(f"recognition.model: {ref!r} is a {card.task} card, not a recognition model; "
+                              f"see `videoact models list --task recognition`")
+        try:
+            models.download(ref)
+        except DownloadError as exc:
+            raise ConfigError(f"recognition.model: {exc}") from None
 
     def labels(self, cfg: RunConfig) -> pd.DataFrame | None:
         import pandas as pd
