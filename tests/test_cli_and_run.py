@@ -14,7 +14,8 @@ import videoact
 from videoact.cli import EVAL_TASKS, build_parser, main
 from videoact.runner.inputs import SAMPLES, sample_path
 
-SUBCOMMANDS = [["run"], ["eval"], ["export"], ["import"], ["train"], ["info"], ["config"], ["config", "show"]]
+SUBCOMMANDS = [["run"], ["eval"], ["export"], ["import"], ["train"], ["info"], ["config"], ["config", "show"],
+               ["models"], ["models", "list"], ["models", "info"], ["models", "download"]]
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -25,7 +26,7 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 def test_top_level_help_lists_every_command() -> None:
     out = _cli("--help")
     assert out.returncode == 0
-    for name in ("run", "eval", "export", "import", "train", "info", "config"):
+    for name in ("run", "eval", "export", "import", "train", "info", "config", "models"):
         assert name in out.stdout
 
 

@@ -212,6 +212,12 @@ def _num(value: float | None, fmt: str = "{:g}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _short_licence(text: str) -> str:
+    """The licence's name without its explanation (``models info`` prints the whole text)."""
+    return text.split(";")[0].split(" (")[0].strip()
+
+
+
 def _models_list(args: argparse.Namespace) -> int:
     from videoact import models
 
@@ -224,7 +230,7 @@ def _models_list(args: argparse.Namespace) -> int:
     for c in cards:
         acc = c.accuracy[0] if c.accuracy else None
         rows.append((c.name, c.task, _num(c.num_classes), _num(c.params_m), _num(c.gflops),
-                     f"{acc.value:g} {acc.metric}" if acc else "-", c.licence.split(";")[0].strip(),
+                     f"{acc.value:g} {acc.metric}" if acc else "-", _short_licence(c.licence),
                      _card_hash(c), _card_cached(c)))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header) - 1)]
     for r in rows:

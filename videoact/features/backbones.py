@@ -24,7 +24,7 @@ from torch import nn
 
 from videoact.registry import Registry
 
-_BUILTINS = ("videoact.features.vit.models", "videoact.features.cnn")
+_BUILTINS = ("videoact.features.vit.models", "videoact.features.vit.checkpoints", "videoact.features.cnn")
 
 
 def _import_builtins() -> None:
@@ -37,6 +37,9 @@ def _import_builtins() -> None:
 
 
 BACKBONES: Registry[Callable[..., nn.Module]] = Registry("video backbone", loader=_import_builtins)
+# checkpoint layout of a zoo card -> (card, files, **builder kwargs) -> the card's backbone with its weights, the
+# classifier left out; filled by the modules that read each layout (vit/checkpoints.py, cnn.py)
+PRETRAINED: Registry[Callable[..., nn.Module]] = Registry("pretrained backbone layout", loader=_import_builtins)
 
 
 @dataclass
@@ -75,9 +78,35 @@ def list_backbones(pattern: str = "*") -> list[str]:
     return BACKBONES.names(pattern)
 
 
-def build_backbone(name: str, **kwargs: Any) -> nn.Module:
-    """A backbone by registered name; ``UnknownNameError`` (a ``KeyError``) lists the registered ones."""
+def build_backbone(name: str, *, pretrained: bool = False, offline: bool | None = None, **kwargs: Any) -> nn.Module:
+    """A backbone by registered name, or by model-zoo name (``videoact models list --task recognition``).
+
+    ``build_backbone("vit_b16")`` is randomly initialised; ``build_backbone("videomae_b16_k400", pretrained=True)``
+    is the card's network with the card's weights (downloaded once, verified) and without its classifier;
+    ``pretrained=False`` with a zoo name gives the same network randomly initialised. ``UnknownNameError`` (a
+    ``KeyError``) lists the registered names.
+    """
+    from videoact import models
+
+    if models.is_model(name):
+        card = models.get_model(name)
+        if card.task != "recognition":
+            raise ValueError(f"{name!r} is a {card.task} card; video backbones come from recognition cards")
+        if pretrained:
+            files = models.download(name, offline=offline)
+            return PRETRAINED.get(card.layout)(card, files, **kwargs)
+        arch_kwargs = {k: v for k, v in card.arch_kwargs.items() if k not in ("num_classes", "model_num_class")}
+        return BACKBONES.get(_backbone_arch(card.arch))(**{**arch_kwargs, **kwargs})
+    if pretrained:
+        cards = [c.name for c in models.list_models("recognition") if _backbone_arch(c.arch) == name]
+        raise ValueError(f"pretrained=True needs a model-zoo name, not the architecture {name!r} (zoo cards of it: "
+                         f"{', '.join(cards) or 'none'})")
     return BACKBONES.get(name)(**kwargs)
+
+
+def _backbone_arch(arch: str) -> str:
+    """The registered backbone of a zoo architecture (X3D XS / S / M share X3D-S's weights' shapes)."""
+    return {"x3d_xs": "x3d_s", "x3d_m": "x3d_s"}.get(arch, arch)
 
 
 def backbone_dim(backbone: nn.Module) -> int:

@@ -12,6 +12,14 @@ Three key layouts, one renaming function each way:
   ``backbone.blocks.N.mlp.layers.0.0`` / ``mlp.layers.1`` (mmcv ``FFN``), ``backbone.fc_norm``,
   ``cls_head.fc_cls``; ``{"state_dict": ..., "meta": ...}``. Its sin-cos table *is* stored
   (``backbone.pos_embed``, a persistent buffer).
+* ``hf_videomae`` — Hugging Face transformers' ``VideoMAEForVideoClassification``: ``config.json`` beside
+  ``model.safetensors`` (or ``pytorch_model.bin``); ``videomae.embeddings.patch_embeddings.projection``,
+  ``videomae.encoder.layer.N.attention.attention.{query,key,value}`` (separate weights; the q / v biases as
+  ``q_bias`` / ``v_bias`` in files written before transformers 5, as ``query.bias`` / ``value.bias`` after),
+  ``attention.output.dense``, ``layernorm_before`` / ``layernorm_after``, ``intermediate.dense``,
+  ``output.dense``, ``fc_norm``, ``classifier``. The network is built from the config (``build_hf_videomae``),
+  with transformers' LayerNorm epsilons (the blocks' ``layer_norm_eps``, 1e-12 by default; ``fc_norm``
+  PyTorch's 1e-5), so logits match transformers'. ``load_hf_videomae`` reads both files.
 * ``videoact`` — ``VideoViT.state_dict()`` (timm names: ``blocks.N.attn.qkv.bias`` holds q, k and v biases).
 
 The k bias: VideoMAE and mmaction2 have none, ours is timm's full qkv bias. Importing writes zeros there.
@@ -30,6 +38,7 @@ the download fails with an error that says where to put the file instead.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +47,7 @@ from typing import Any
 
 import torch
 
+from videoact.features.backbones import BACKBONES, PRETRAINED
 from videoact.features.vit.models import VideoViT, resize_pos_embed, sincos_table
 
 LAYOUTS = ("videoact", "videomae", "mmaction2")
@@ -367,3 +377,190 @@ def _take_pos_embed(model: VideoViT, state: dict[str, torch.Tensor], report: Loa
             raise ValueError(f"{report.source}: pos_embed has {n} positions, not {t} slices of a square grid")
         state["pos_embed"] = resize_pos_embed(table.reshape(1, n, d), (t, side, side), model.grid)
         report.notes.append(f"pos_embed: resized from {t}x{side}x{side} to {t}x{h}x{w} (bicubic per slice)")
+
+
+# ------------------------------------------------------------------------------- Hugging Face transformers
+
+
+_HF_BLOCK = re.compile(r"^videomae\.encoder\.layer\.(\d+)\.(.+)$")
+_HF_BLOCK_RENAMES = {
+    "attention.output.dense.": "attn.proj.",
+    "layernorm_before.": "norm1.",
+    "layernorm_after.": "norm2.",
+    "intermediate.dense.": "mlp.fc1.",
+    "output.dense.": "mlp.fc2.",
+}
+_HF_OTHER_RENAMES = {
+    "videomae.embeddings.patch_embeddings.projection.": "patch_embed.proj.",
+    "fc_norm.": "fc_norm.",
+    "classifier.": "head.",
+}
+
+
+def read_hf_config(path: str | Path) -> dict[str, Any]:
+    """A transformers ``config.json`` as a dict (``ValueError`` naming the file when it is not one)."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable transformers config.json ({exc})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object of config fields")
+    return config
+
+
+def hf_class_names(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """``id2label`` in class-id order ('' for a config without one)."""
+    id2label = config.get("id2label") or {}
+    try:
+        ids = sorted((int(k), str(v)) for k, v in id2label.items())
+    except (AttributeError, ValueError):
+        raise ValueError(f"config id2label must map class ids to names, got {id2label!r:.80}") from None
+    if [i for i, _ in ids] != list(range(len(ids))):
+        raise ValueError(f"config id2label has ids {[i for i, _ in ids][:10]}..., not 0..{len(ids) - 1}")
+    return tuple(name for _, name in ids)
+
+
+def build_hf_videomae(config: Mapping[str, Any], *, where: str = "config.json") -> VideoViT:
+    """A ``VideoViT`` with the shape of a transformers ``VideoMAEConfig`` (``VideoMAEForVideoClassification``:
+    mean pooling, ``fc_norm``, ``classifier``) and transformers' LayerNorm epsilons."""
+    if config.get("model_type", "videomae") != "videomae":
+        raise ValueError(f"{where}: model_type {config.get('model_type')!r}, not videomae")
+    if not config.get("use_mean_pooling", True):
+        raise ValueError(f"{where}: use_mean_pooling is false (a final LayerNorm and the first token); only the "
+                         f"mean-pooled VideoMAE classifier is supported")
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise ValueError(f"{where}: hidden_act {config.get('hidden_act')!r}; VideoViT's MLP is exact GELU")
+    if config.get("num_channels", 3) != 3:
+        raise ValueError(f"{where}: num_channels {config.get('num_channels')}, expected 3 (RGB)")
+    if not config.get("qv_bias", True):
+        raise ValueError(f"{where}: qv_bias false (attention without q / v biases) is not supported")
+    dim, hidden = int(config.get("hidden_size", 768)), int(config.get("intermediate_size", 3072))
+    mlp_ratio = hidden / dim
+    if int(dim * mlp_ratio) != hidden:
+        raise ValueError(f"{where}: intermediate_size {hidden} is not representable as hidden_size x mlp_ratio")
+    num_classes = len(hf_class_names(config)) or int(config.get("num_labels", 0) or 0)
+    model = VideoViT(dim=dim, depth=int(config.get("num_hidden_layers", 12)),
+                     num_heads=int(config.get("num_attention_heads", 12)), img_size=config.get("image_size", 224),
+                     patch_size=int(config.get("patch_size", 16)), num_frames=int(config.get("num_frames", 16)),
+                     tubelet=int(config.get("tubelet_size", 2)), mlp_ratio=mlp_ratio, num_classes=num_classes)
+    eps = float(config.get("layer_norm_eps", 1e-12))
+    for block in model.blocks:
+        block.norm1.eps = block.norm2.eps = eps
+    model.fc_norm.eps = 1e-5  # transformers: nn.LayerNorm(hidden_size), PyTorch's default epsilon
+    return model
+
+
+def from_hf_videomae(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``VideoMAEForVideoClassification`` names -> ours: q / k / v weights stacked into ``qkv``, their biases
+    into ``qkv.bias`` (a zero k bias where the file has none). Returns (renamed state, keys not renamed)."""
+    out: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    qkv: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        m = _HF_BLOCK.match(key)
+        if m:
+            i, rest = m.groups()
+            if rest.startswith("attention.attention."):
+                part = rest.removeprefix("attention.attention.")
+                part = {"q_bias": "query.bias", "v_bias": "value.bias"}.get(part, part)
+                qkv.setdefault(i, {})[part] = value
+                continue
+            for theirs, ours in _HF_BLOCK_RENAMES.items():
+                if rest.startswith(theirs):
+                    out[f"blocks.{i}.{ours}{rest.removeprefix(theirs)}"] = value
+                    break
+            else:
+                unknown.append(key)
+            continue
+        for theirs, ours in _HF_OTHER_RENAMES.items():
+            if key.startswith(theirs):
+                out[ours + key.removeprefix(theirs)] = value
+                break
+        else:
+            unknown.append(key)
+    for i, parts in qkv.items():
+        where = f"videomae.encoder.layer.{i}.attention.attention"
+        missing = [p for p in ("query.weight", "key.weight", "value.weight") if p not in parts]
+        if missing:
+            raise ValueError(f"{where}: no {', '.join(missing)}")
+        extra = set(parts) - {"query.weight", "key.weight", "value.weight", "query.bias", "key.bias", "value.bias"}
+        unknown += [f"{where}.{p}" for p in sorted(extra)]
+        q = parts["query.weight"]
+        zeros = q.new_zeros(q.shape[0])
+        out[f"blocks.{i}.attn.qkv.weight"] = torch.cat([q, parts["key.weight"], parts["value.weight"]])
+        out[f"blocks.{i}.attn.qkv.bias"] = torch.cat([parts.get("query.bias", zeros), parts.get("key.bias", zeros),
+                                                      parts.get("value.bias", zeros)])
+    return out, unknown
+
+
+def read_hf_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """``model.safetensors`` (``safetensors.torch.load_file``) or ``pytorch_model.bin`` (``torch.load``,
+    ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ImportError(f"{path}: reading .safetensors needs safetensors: pip install safetensors") from None
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as exc:
+            raise ValueError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    return read_checkpoint(path)
+
+
+def load_hf_videomae(config: str | Path, weights: str | Path) -> tuple[VideoViT, tuple[str, ...]]:
+    """A transformers VideoMAE classifier (``config.json`` + weights) as a ``VideoViT`` in eval mode, and its
+    ``id2label`` names. Strict: a key of the file with no place in the model, a missing one, or a shape that
+    differs is a ``ValueError`` naming the weights file and the keys."""
+    cfg = read_hf_config(config)
+    model = build_hf_videomae(cfg, where=str(config))
+    state, unknown = from_hf_videomae(read_hf_weights(weights))
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in state]
+    unexpected = unknown + [k for k in state if k not in ours]
+    if missing or unexpected:
+        raise ValueError(f"{weights} does not fit the VideoMAE model of {config} (layout hf_videomae): "
+                         f"missing: {_first(missing)}; unexpected: {_first(unexpected)}")
+    for key, value in state.items():
+        if value.shape != ours[key].shape:
+            raise ValueError(f"{weights}: {key} is {tuple(value.shape)} in the file but {tuple(ours[key].shape)} "
+                             f"in the model built from {config}")
+    model.load_state_dict(state, strict=True)
+    return model.eval(), hf_class_names(cfg)
+
+
+def _first(keys: list[str], n: int = 5) -> str:
+    if not keys:
+        return "none"
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+# ------------------------------------------------------------------------------- zoo cards as backbones
+
+
+def _pretrained_vit(card: Any, files: Mapping[str, Path], **kwargs: Any) -> VideoViT:
+    """``build_backbone(NAME, pretrained=True)`` for a ViT card (mmaction2 / videomae files): the card's network
+    with every backbone weight of its file (strict), the classifier left out (``fc_norm`` kept when present)."""
+    options = {k: v for k, v in card.arch_kwargs.items() if k != "num_classes"}
+    vit = BACKBONES.get(card.arch)(**{**options, **kwargs})
+    load_pretrained(vit, files["weights"], layout=card.layout, strict=True)
+    return vit.eval()
+
+
+def _pretrained_hf_vit(card: Any, files: Mapping[str, Path], **kwargs: Any) -> VideoViT:
+    """The same for transformers files: built from their ``config.json``; the classifier is dropped."""
+    if kwargs:
+        raise ValueError(f"model {card.name}: a transformers checkpoint is built from its config.json; builder "
+                         f"options {', '.join(kwargs)} cannot apply")
+    vit, _ = load_hf_videomae(files["config"], files["weights"])
+    vit.head, vit.num_classes = torch.nn.Identity(), 0  # as built with num_classes=0
+    return vit.eval()
+
+
+PRETRAINED.register("mmaction2", _pretrained_vit)
+PRETRAINED.register("videomae", _pretrained_vit)
+PRETRAINED.register("hf_videomae", _pretrained_hf_vit)

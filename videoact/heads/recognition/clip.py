@@ -38,7 +38,7 @@ from torch import nn
 
 from videoact.config import doc, to_dict
 from videoact.decode.samplers import sliding_window_clips, uniform_clips
-from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, short_side_resize, to_float_cthw
+from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, RESIZE_MODES, check_resize_mode, clip_pipeline
 from videoact.features.backbones import BackboneOutput, backbone_dim, build_backbone
 from videoact.features.text import TEXT_DIM, TEXT_ENCODER, ClassTexts, Encoder, class_embeddings, class_texts
 from videoact.registry import Registry
@@ -63,6 +63,11 @@ class ClipInputConfig:
     crop: int = doc("square crop side: random when training, central at inference", default=64)
     mean: tuple[float, float, float] = doc("per-channel mean of [0, 1] pixels (ImageNet's)", default=IMAGENET_MEAN)
     std: tuple[float, float, float] = doc("per-channel std of [0, 1] pixels (ImageNet's)", default=IMAGENET_STD)
+    resize: str = doc("whose test pipeline resizes, crops and normalises: " + ", ".join(RESIZE_MODES)
+                      + " (decode.transforms; torch: ours)", default="torch")
+
+    def __post_init__(self) -> None:
+        check_resize_mode(self.resize)
 
     @property
     def span(self) -> int:
@@ -72,23 +77,15 @@ class ClipInputConfig:
 
 def prepare_clip(frames: torch.Tensor, cfg: ClipInputConfig, *, rng: np.random.Generator | None = None,
                  flip: float = 0.0) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (3, T, crop, crop): short-side resize, crop, normalise.
+    """uint8 (T, H, W, 3) -> float (3, T, crop, crop): short-side resize, crop, normalise, as ``cfg.resize``'s
+    source does it (``decode.transforms.clip_pipeline``: ``torch`` is ours, ``pytorchvideo`` / ``cv2`` /
+    ``pil`` reproduce PyTorchVideo's, mmaction2's and Hugging Face's test pipelines exactly).
 
     Without ``rng`` the crop is central (inference); with it the crop is placed at random and the clip is
     mirrored left-right with probability ``flip`` (training).
     """
-    video = short_side_resize(to_float_cthw(frames), cfg.short_side)  # (3, T, h, w)
-    _, _, h, w = video.shape
-    if cfg.crop > min(h, w):
-        raise ValueError(f"crop {cfg.crop} is larger than the resized {h}x{w} frames: set crop <= short_side")
-    if rng is None:
-        top, left = (h - cfg.crop) // 2, (w - cfg.crop) // 2
-    else:
-        top, left = int(rng.integers(0, h - cfg.crop + 1)), int(rng.integers(0, w - cfg.crop + 1))
-    video = video[:, :, top:top + cfg.crop, left:left + cfg.crop]
-    if rng is not None and flip and rng.random() < flip:
-        video = video.flip(-1)
-    return normalize(video, cfg.mean, cfg.std).contiguous()
+    return clip_pipeline(frames, short_side=cfg.short_side, crop=cfg.crop, mean=cfg.mean, std=cfg.std,
+                         resize=cfg.resize, rng=rng, flip=flip)
 
 
 # ------------------------------------------------------------------------------------------------ modules

@@ -29,6 +29,7 @@ from torch import nn
 
 from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
 from videoact.config import to_dict
+from videoact.devices import module_device
 from videoact.features.pose.base import PoseTrack
 from videoact.features.pose.extract import to_array
 from videoact.features.skeleton.factory import build_model
@@ -79,7 +80,8 @@ class SkeletonClassifier:
         x = torch.from_numpy(np.stack([prepare(s, layout=self.layout, cfg=self.input, num_persons=self.num_persons)
                                        for s in seqs]))
         self.model.eval()
-        return F.softmax(self.model(x), dim=-1).numpy()
+        x = x.to(module_device(self.model))  # the model's device (``recognition`` stage: runner.device)
+        return F.softmax(self.model(x).float(), dim=-1).cpu().numpy()
 
 
 def load_model(path: str | Path) -> SkeletonClassifier:
@@ -167,8 +169,12 @@ def track_keypoints(track: PoseTrack, *, layout: str, dims: int = 3, num_persons
     return x.astype(np.float32)
 
 
-def track_to_model_input(track: PoseTrack, clf: SkeletonClassifier) -> np.ndarray:
-    """Pose track -> ``(M, T, V, C)`` on the model's layout and coordinate frame."""
+def track_to_model_input(track: PoseTrack, clf: SkeletonClassifier | Any) -> np.ndarray:
+    """Pose track -> ``(M, T, V, C)`` on the model's layout and coordinate frame (a classifier with its own
+    ``track_input``, such as a zoo model's, says itself what it reads)."""
+    own = getattr(clf, "track_input", None)
+    if own is not None:
+        return own(track)
     return track_keypoints(track, layout=clf.layout, dims=clf.in_channels, num_persons=clf.num_persons)
 
 
@@ -191,10 +197,13 @@ def track_on_grid(track: PoseTrack, *, layout: str, grid_s: float, duration_s: f
     return out
 
 
-def recognize_track(track: PoseTrack, clf: SkeletonClassifier, *, video_id: str, label_space: str, source: str,
+def recognize_track(track: PoseTrack, clf: SkeletonClassifier | Any, *, video_id: str, label_space: str, source: str,
                     window_s: float = 2.0, stride_s: float = 1.0, top_k: int = 5,
-                    min_pose_fraction: float = 0.5) -> pd.DataFrame:
-    """``recognition`` segments (one row per window and top class) for one video's pose track."""
+                    min_pose_fraction: float = 0.5, batch_size: int = 8) -> pd.DataFrame:
+    """``recognition`` segments (one row per window and top class) for one video's pose track; the windows are
+    classified ``batch_size`` at a time (the rows do not depend on it, to float rounding)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     t_s = track.t_s
     frames = track.frame_indices
     x = track_to_model_input(track, clf)  # (M, T, V, C)
@@ -203,7 +212,10 @@ def recognize_track(track: PoseTrack, clf: SkeletonClassifier, *, video_id: str,
             if present[w.start:w.stop].mean() >= min_pose_fraction and present[w.start:w.stop].sum() >= 2]
     rows = []
     if wins:
-        probs = clf.predict_proba([x[:, w.start:w.stop] for w in wins])
+        extra = {"image_size": track.image_size} if getattr(clf, "wants_image_size", False) else {}
+        seqs = [x[:, w.start:w.stop] for w in wins]
+        probs = np.concatenate([clf.predict_proba(seqs[i:i + batch_size], **extra)
+                                for i in range(0, len(seqs), batch_size)])
         fps = float(track.fps) if track.fps else None
         step = (float(np.median(np.diff(t_s))) if len(t_s) > 1 else (1.0 / fps if fps else 0.0))
         k = min(top_k, probs.shape[1])
