@@ -11,10 +11,12 @@ download into ``$VIDEOACT_HOME``, the strict load, the card's preprocessing and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +82,20 @@ def _served_card(card: models.ModelCard, www: Path, cards: Path) -> None:
     (cards / f"{card.name}.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
 
 
+@contextlib.contextmanager
+def _served(card: models.ModelCard, tmp_path: Path) -> Iterator[tuple[LoopbackServer, dict[str, str]]]:
+    """Random weights of ``card`` (``tmp_path/www``), its served copy (``tmp_path/cards``), a loopback server for
+    them and the environment that makes videoact fetch from it (cache: ``tmp_path/home``)."""
+    www, cards = tmp_path / "www", tmp_path / "cards"
+    for d in (www, cards):
+        d.mkdir()
+    _write_weights(card, www)
+    _served_card(card, www, cards)
+    with LoopbackServer(www) as srv:
+        yield srv, {"VIDEOACT_CARDS": str(tmp_path / "cards"), "VIDEOACT_MIRROR": srv.url(""),
+                    "VIDEOACT_HOME": str(tmp_path / "home")}
+
+
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "videoact.cli", "run", *args], capture_output=True, text=True,
                           env={**os.environ, **env, "OMP_NUM_THREADS": "1"}, cwd=cwd, timeout=600)
@@ -88,13 +104,8 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 @pytest.mark.parametrize("name", RGB_CARDS)
 def test_run_with_a_zoo_name_writes_kinetics_rows(name: str, demo_video: Path, tmp_path: Path) -> None:
     card = models.get_model(name)
-    www, cards, home = tmp_path / "www", tmp_path / "cards", tmp_path / "home"
-    for d in (www, cards):
-        d.mkdir()
-    _write_weights(card, www)
-    _served_card(card, www, cards)
-    with LoopbackServer(www) as srv:
-        env = {"VIDEOACT_CARDS": str(cards), "VIDEOACT_MIRROR": srv.url(""), "VIDEOACT_HOME": str(home)}
+    home = tmp_path / "home"
+    with _served(card, tmp_path) as (srv, env):
         out = _run([str(demo_video), "-o", str(tmp_path / "run"), "pose.enabled=false",
                     f"recognition.model={name}", "recognition.stride_s=100", "recognition.top_k=3"], env, tmp_path)
         assert out.returncode == 0, out.stderr[-2000:]
@@ -119,16 +130,9 @@ def test_run_with_the_ntu_skeleton_card_writes_ntu60_rows(shared_data: Path, tmp
         pytest.skip(f"{video} is missing")
     name = "stgcnpp_ntu60_xsub_2d_joint"
     card = models.get_model(name)
-    www, cards, home = tmp_path / "www", tmp_path / "cards", tmp_path / "home"
-    for d in (www, cards):
-        d.mkdir()
-    _write_weights(card, www)
-    _served_card(card, www, cards)
-    with LoopbackServer(www) as srv:
+    with _served(card, tmp_path) as (_, env):
         out = _run([str(video), "-o", str(tmp_path / "run"), f"recognition.model={name}", "recognition.window_s=3",
-                    "recognition.stride_s=100", "recognition.top_k=2"],
-                   {"VIDEOACT_CARDS": str(cards), "VIDEOACT_MIRROR": srv.url(""), "VIDEOACT_HOME": str(home)},
-                   tmp_path)
+                    "recognition.stride_s=100", "recognition.top_k=2"], env, tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     seg = pd.concat(pd.read_parquet(p) for p in (tmp_path / "run" / "segments").rglob("*.parquet"))
     seg = seg[seg["task"] == "recognition"]
@@ -153,17 +157,12 @@ def test_run_offline_without_the_weights_is_rc2_naming_model_url_and_path(demo_v
 def test_run_with_a_tampered_download_is_rc2_and_leaves_no_file(demo_video: Path, tmp_path: Path) -> None:
     name = "x3d_xs_k400"
     card = models.get_model(name)
-    www, cards, home = tmp_path / "www", tmp_path / "cards", tmp_path / "home"
-    for d in (www, cards):
-        d.mkdir()
-    _write_weights(card, www)
-    _served_card(card, www, cards)
-    with (www / card.file().filename).open("ab") as f:  # the served file changes after its hash was published
-        f.write(b"\0")
-    with LoopbackServer(www) as srv:
+    home = tmp_path / "home"
+    with _served(card, tmp_path) as (_, env):
+        with (tmp_path / "www" / card.file().filename).open("ab") as f:  # the file changes after its hash was published
+            f.write(b"\0")
         out = _run([str(demo_video), "-o", str(tmp_path / "run"), "pose.enabled=false", f"recognition.model={name}"],
-                   {"VIDEOACT_CARDS": str(cards), "VIDEOACT_MIRROR": srv.url(""), "VIDEOACT_HOME": str(home)},
-                   tmp_path)
+                   env, tmp_path)
     assert out.returncode == 2, out.stderr
     err = out.stderr.strip().splitlines()
     assert len(err) == 1 and name in err[0] and "sha256" in err[0] and str(home / "models" / name) in err[0]
@@ -176,16 +175,10 @@ def test_build_backbone_pretrained_takes_the_cards_weights(tmp_path: Path, monke
 
     name = "x3d_s_k400"
     card = models.get_model(name)
-    www, cards = tmp_path / "www", tmp_path / "cards"
-    for d in (www, cards):
-        d.mkdir()
-    _write_weights(card, www)
-    _served_card(card, www, cards)
     ref = pytest.importorskip("pytorchvideo.models.hub").x3d_s(pretrained=False).eval()
-    ref.load_state_dict(torch.load(www / card.file().filename, weights_only=True)["model_state"])
-    with LoopbackServer(www) as srv:
-        for key, value in {"VIDEOACT_CARDS": str(cards), "VIDEOACT_MIRROR": srv.url(""),
-                           "VIDEOACT_HOME": str(tmp_path / "home")}.items():
+    with _served(card, tmp_path) as (_, env):
+        ref.load_state_dict(torch.load(tmp_path / "www" / card.file().filename, weights_only=True)["model_state"])
+        for key, value in env.items():
             monkeypatch.setenv(key, value)
         models.reload_cards()
         try:
