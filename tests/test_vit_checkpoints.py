@@ -8,6 +8,7 @@ the file path. Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import warnings
 from pathlib import Path
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from videoact import models
 from videoact.features.backbones import build_backbone
 from videoact.features.vit.checkpoints import (
-    ZOO,
     detect_layout,
     export_state_dict,
     load_pretrained,
@@ -256,12 +257,25 @@ def test_urls_and_hub_ids(tmp_path, monkeypatch):
     assert report.layout == "videomae" and (tmp_path / "cache" / path.name).is_file()
     with pytest.raises(RuntimeError, match=r"could not download http://127\.0\.0\.1:9/vit\.pth.*put it at"):
         read_checkpoint("http://127.0.0.1:9/vit.pth", cache_dir=tmp_path / "cache")
-    # a zoo name resolves to its URL; a file already in the cache is used without any download
-    zoo_file = tmp_path / "zoo" / ZOO["vit_b16.videomae_k400"][0].rsplit("/", 1)[-1]
-    zoo_file.parent.mkdir()
+    # a model-zoo name resolves to its card's file (verified in $VIDEOACT_HOME) and layout; offline, no download
+    cards, home = tmp_path / "cards", tmp_path / "home"
+    zoo_file = home / "models" / "tiny_zoo_vit" / "tiny.pth"
+    zoo_file.parent.mkdir(parents=True)
+    cards.mkdir()
     torch.save({"meta": {}, "state_dict": export_state_dict(src, "mmaction2")}, zoo_file)
-    report = load_pretrained(ours(24), "vit_b16.videomae_k400", cache_dir=zoo_file.parent)
-    assert report.layout == "mmaction2" and report.source == "vit_b16.videomae_k400" and not report.missing
+    digest = hashlib.sha256(zoo_file.read_bytes()).hexdigest()
+    (cards / "tiny_zoo_vit.yaml").write_text(
+        "name: tiny_zoo_vit\ntask: recognition\nsummary: test\nlicence: test\nlayout: mmaction2\n"
+        f"files: [{{role: weights, filename: tiny.pth, urls: ['http://127.0.0.1:9/tiny.pth'], sha256: {digest}}}]\n")
+    for key, value in {"VIDEOACT_CARDS": str(cards), "VIDEOACT_HOME": str(home), "VIDEOACT_OFFLINE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    models.reload_cards()
+    try:
+        report = load_pretrained(ours(24), "tiny_zoo_vit")
+    finally:
+        monkeypatch.undo()
+        models.reload_cards()
+    assert report.layout == "mmaction2" and report.source == "tiny_zoo_vit" and not report.missing
     hub = pytest.importorskip("huggingface_hub")
     monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(RuntimeError, match=r"Hugging Face hub repo MCG-NJU/videomae-weights.*local path"):

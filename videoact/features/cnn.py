@@ -55,16 +55,6 @@ def _pytorchvideo() -> Any:
     return pytorchvideo.models
 
 
-_HUB = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
-# PyTorchVideo hub checkpoints by name (Kinetics-400 classifiers; ``{"model_state": ...}``, keys ``blocks.N...``)
-PYTORCHVIDEO_ZOO: dict[str, str] = {
-    "slowfast_r50.k400": f"{_HUB}/kinetics/SLOWFAST_8x8_R50.pyth",
-    "x3d_s.k400": f"{_HUB}/kinetics/X3D_S.pyth",
-    "x3d_xs.k400": f"{_HUB}/kinetics/X3D_XS.pyth",
-    "x3d_m.k400": f"{_HUB}/kinetics/X3D_M.pyth",
-}
-
-
 class SlowFastBackbone(nn.Module):
     """PyTorchVideo SlowFast without its head: ``forward(x (B, 3, T, H, W)) -> BackboneOutput`` (dense)."""
 
@@ -152,7 +142,7 @@ def load_pytorchvideo_checkpoint(
     strict: bool = True,
     cache_dir: str | Path | None = None,
 ) -> LoadReport:
-    """Load a PyTorchVideo hub checkpoint (a path, URL, a ``PYTORCHVIDEO_ZOO`` name or a state dict) into ``model``.
+    """Load a PyTorchVideo hub checkpoint into ``model``: a path, URL, model-zoo name (``x3d_s_k400``) or state dict.
 
     Reading is ``torch.load(weights_only=True)`` (``read_checkpoint``); the state dict is taken from
     ``model_state`` (PyTorchVideo / SlowFast) or ``state_dict`` / ``model``. The classification head's keys
@@ -162,13 +152,13 @@ def load_pytorchvideo_checkpoint(
     Example::
 
         backbone = build_backbone("x3d_s")
-        print(load_pytorchvideo_checkpoint(backbone, "X3D_S.pyth"))  # downloaded from PYTORCHVIDEO_ZOO["x3d_s.k400"]
+        print(load_pytorchvideo_checkpoint(backbone, "x3d_s_k400"))  # the zoo card's X3D_S.pyth, downloaded once
     """
     if isinstance(source, Mapping):
         name, state = "<state dict>", unwrap_state_dict(source)
     else:
         name = str(source)
-        state = read_checkpoint(PYTORCHVIDEO_ZOO.get(name, name), cache_dir=cache_dir)
+        state = read_checkpoint(name, cache_dir=cache_dir)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     report = LoadReport(source=name, layout="pytorchvideo")
     ours = model.state_dict()

@@ -31,8 +31,9 @@ A fixed sin-cos table is verified against ours when a checkpoint stores one (and
 table is loaded, resized bicubically per temporal slice when the checkpoint's spatial grid differs.
 
 Sources: a local path, an ``http(s)://`` / ``file://`` URL (downloaded once into the torch hub cache), a
-``hf-hub:OWNER/REPO/FILE`` id, or a name from ``ZOO``. Nothing is downloaded in the tests; without network
-the download fails with an error that says where to put the file instead.
+``hf-hub:OWNER/REPO/FILE`` id, or a model-zoo name (``videoact models list``; fetched and verified by
+``videoact.models.hub``). Nothing is downloaded in the tests; without network the download fails with an error
+that says where to put the file instead.
 """
 
 from __future__ import annotations
@@ -51,18 +52,6 @@ from videoact.features.backbones import BACKBONES, PRETRAINED
 from videoact.features.vit.models import VideoViT, resize_pos_embed, sincos_table
 
 LAYOUTS = ("videoact", "videomae", "mmaction2")
-
-# Checkpoints we know by name: (url, layout, builder kwargs). Inputs are RGB in [0, 255] normalised with
-# ImageNet's mean (123.675, 116.28, 103.53) and std (58.395, 57.12, 57.375), 16 frames at stride 4.
-ZOO: dict[str, tuple[str, str, dict[str, Any]]] = {
-    # mmaction2's conversion of VideoMAE ViT-B (K400 pretrain + fine-tune), top-1 81.3 on Kinetics-400
-    "vit_b16.videomae_k400": (
-        "https://download.openmmlab.com/mmaction/v1.0/recognition/videomae/"
-        "vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400_20221013-860a3cd3.pth",
-        "mmaction2",
-        {"num_classes": 400},
-    ),
-}
 
 _HEAD_PREFIXES = ("fc_norm.", "head.")  # optional on both sides: a backbone-only checkpoint or model is fine
 
@@ -128,8 +117,10 @@ def unwrap_state_dict(obj: Any, *, where: str = "checkpoint") -> dict[str, torch
 
 
 def _fetch(source: str, cache_dir: str | Path | None) -> Path:
-    if source in ZOO:
-        source = ZOO[source][0]
+    from videoact import models
+
+    if models.is_model(source):  # a model-zoo card: downloaded into $VIDEOACT_HOME and verified (models.hub)
+        return models.download(source)["weights"]
     if source.startswith("hf-hub:"):
         repo_and_file = source.removeprefix("hf-hub:")
         repo_id, _, filename = repo_and_file.rpartition("/")
@@ -297,7 +288,7 @@ def load_pretrained(
     strict: bool = True,
     cache_dir: str | Path | None = None,
 ) -> LoadReport:
-    """Load a checkpoint (path, URL, ``hf-hub:`` id, ``ZOO`` name, or an in-memory state dict) into ``model``.
+    """Load a checkpoint (path, URL, ``hf-hub:`` id, model-zoo name, or an in-memory state dict) into ``model``.
 
     ``layout="auto"`` tells the layout from the key names. With ``strict`` (default), a backbone key missing
     from the checkpoint, a checkpoint key with no place in the model, or a shape mismatch is an error; the
@@ -306,14 +297,16 @@ def load_pretrained(
     Example::
 
         model = build_backbone("vit_b16", num_classes=400)
-        print(load_pretrained(model, "vit_b16.videomae_k400"))  # mmaction2's VideoMAE ViT-B K400
+        print(load_pretrained(model, "videomae_b16_k400"))  # the zoo card: mmaction2's VideoMAE ViT-B K400
     """
     if isinstance(source, Mapping):
         name, state = "<state dict>", unwrap_state_dict(source)
     else:
         name, state = str(source), read_checkpoint(source, cache_dir=cache_dir)
-        if layout == "auto" and str(source) in ZOO:
-            layout = ZOO[str(source)][1]
+        from videoact import models
+
+        if layout == "auto" and models.is_model(str(source)):
+            layout = models.get_model(str(source)).layout
     if layout == "auto":
         layout = detect_layout(state)
     report = LoadReport(source=name, layout=layout)
