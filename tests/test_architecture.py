@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "videoact"
 
 _LEAVES = {"_version", "registry"}
-_BASE = _LEAVES | {"annotations", "config", "decode", "models"}
+_BASE = _LEAVES | {"annotations", "config", "decode", "models", "devices"}
 _STAGE = _BASE | {"pipeline"}  # the stage protocol every stage module implements
 _MIDDLE = _STAGE | {"features", "llm"}
 _HEADS = _MIDDLE | {"heads", "datasets"}
@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": _LEAVES,
     "decode": _LEAVES,
     "models": _LEAVES,  # the model zoo's cards, label maps and downloads
+    "devices": _LEAVES | {"config"},  # runner.device / precision -> torch.device, autocast (ConfigError)
     "pipeline": _BASE,
     "features": _STAGE,
     "llm": _BASE,
@@ -42,7 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "runner": _TOP,
     "train": _TOP,
     "cli": _TOP | {"runner", "train"},
-    "": _TOP | {"runner", "train", "cli"},  # videoact/__init__.py
+    "api": _TOP | {"runner"},  # videoact.run / videoact.Pipeline: the CLI's level, for Python callers
+    "": _TOP | {"runner", "train", "cli", "api"},  # videoact/__init__.py
 }
 
 

@@ -29,13 +29,22 @@ class ConfigError(ValueError):
     """A config file or override is wrong; the message names the key and the fix."""
 
 
-def doc(text: str, *, names: str | None = None, **kwargs: Any) -> Any:
+def doc(text: str, *, names: str | None = None, fingerprint: bool | Literal["non_default"] = True,
+        **kwargs: Any) -> Any:
     """A dataclass field with a one-line doc, shown by ``videoact config show``.
 
     ``names``: the value is a name from the registry of that kind (``"pose backend"``); the doc then says so, and
     ``videoact config show`` appends the names registered (this module imports no registry: the CLI passes them).
+    ``fingerprint``: False for a key that says how to compute, not what (a batch size, a device): ``fingerprint``
+    leaves it out; ``"non_default"``: counted only when set to another value than its default (a key added later
+    that keeps old fingerprints, such as ``runner.precision``).
     """
-    return field(metadata={"doc": text} if names is None else {"doc": text, "names": names}, **kwargs)
+    meta: dict[str, Any] = {"doc": text}
+    if names is not None:
+        meta["names"] = names
+    if fingerprint is not True:
+        meta["fingerprint"] = fingerprint
+    return field(metadata=meta, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -75,6 +84,8 @@ class RecognitionConfig:
     top_k: int = doc("classes written per window (with their probabilities)", default=5)
     min_pose_fraction: float = doc("skip windows where fewer than this fraction of frames have a pose",
                                    default=0.5)
+    batch_size: int = doc("windows per forward pass (RGB clips and skeleton windows; rows do not depend on it)",
+                          default=8, fingerprint=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,8 @@ class DetectionConfig:
     box_gap_s: float = doc("a keyframe takes the boxes of the nearest time with boxes within this many seconds",
                            default=0.25)
     min_box_score: float = doc("person boxes scored lower are not classified", default=0.0)
+    batch_size: int = doc("keyframe clips per forward pass (rows do not depend on it)", default=4,
+                          fingerprint=False)
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,12 @@ class RunnerConfig:
                                 default=None)
     hash_identity: bool = doc("know a video file by its sha256 instead of its size and modification time "
                               "(reads every file on every run)", default=False)
+    device: str = doc("where the networks run: auto (cuda when available, else cpu), cpu, cuda or cuda:N",
+                      default="auto")
+    precision: Literal["fp32", "bf16", "fp16"] = doc(
+        "autocast precision of the networks: fp32, bf16 or fp16 (CUDA only); bf16/fp16 change scores slightly, so "
+        "they are part of the config fingerprint (fp32 and the device are not)", default="fp32",
+        fingerprint="non_default")
 
 
 @dataclass(frozen=True)
@@ -371,17 +390,35 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(cfg)
 
 
+def _fingerprinted(obj: Any, data: dict[str, Any], *, section_off: bool = False) -> dict[str, Any]:
+    """``data`` (``to_dict(obj)``) without the keys ``fingerprint`` leaves out (see ``doc``)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        mark = f.metadata.get("fingerprint", not section_off)
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            sub = _fingerprinted(value, data[f.name], section_off=mark is False)
+            if sub or mark is not False:
+                out[f.name] = sub
+        elif mark == "non_default":
+            if value != f.default:
+                out[f.name] = data[f.name]
+        elif mark:
+            out[f.name] = data[f.name]
+    return out
+
+
 def fingerprint(cfg: Any) -> str:
     """12 hex characters that change whenever a config value that shapes the outputs changes.
 
-    Sections marked ``metadata={"fingerprint": False}`` (``runner``: timeouts, skipping) say how to run, not
-    what to compute; changing them re-processes nothing.
+    Sections marked ``metadata={"fingerprint": False}`` (``runner``: timeouts, skipping, the device) and keys
+    declared ``doc(..., fingerprint=False)`` (batch sizes) say how to run, not what to compute; changing them
+    re-processes nothing. A key marked ``"non_default"`` (``runner.precision``) counts only when it is not its
+    default, so a fp32 run keeps the fingerprint it had before the key existed.
     """
     data = to_dict(cfg)
     if dataclasses.is_dataclass(cfg):
-        for f in dataclasses.fields(cfg):
-            if not f.metadata.get("fingerprint", True):
-                data.pop(f.name, None)
+        data = _fingerprinted(cfg, data)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -16,6 +16,7 @@ from videoact.annotations import schema
 from videoact.annotations.tables import Tables
 from videoact.config import ConfigError, RunConfig, fingerprint
 from videoact.decode.probe import VideoInfo, open_video, sha256_file
+from videoact.devices import resolve
 from videoact.features.pose.stage import PoseStage
 from videoact.heads.anticipation.stage import AnticipationStage
 from videoact.heads.detection.stage import DetectionStage
@@ -36,7 +37,13 @@ PIPELINE: tuple[Stage, ...] = (
 
 def plan(cfg: RunConfig) -> tuple[Stage, ...]:
     """The stages ``cfg`` runs, checked: ``ConfigError`` (rc 2, the key named; ``.stage`` says whose) for a stage
-    that is not set up or that reads a stage that is off. The CLI calls it right after loading the config."""
+    that is not set up or that reads a stage that is off, or for a ``runner.device`` / ``runner.precision`` this
+    machine cannot run (``cuda`` without CUDA, fp16 on CPU). The CLI calls it right after loading the config."""
+    try:
+        resolve(cfg.runner.device, cfg.runner.precision, prefix="runner")
+    except ConfigError as exc:
+        exc.stage = "runner"  # type: ignore[attr-defined]
+        raise
     planned = tuple(s for s in PIPELINE if s.enabled(cfg))
     names = {s.name for s in planned}
     for stage in planned:

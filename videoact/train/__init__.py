@@ -70,4 +70,9 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[
 def train_from_file(path: str | Path, overrides: Sequence[str] = ()) -> Path:
     """Train what ``path`` describes; returns the checkpoint path."""
     name, cfg = load_train_config(path, overrides)
+    optim = getattr(cfg, "optim", None)
+    if hasattr(optim, "device"):  # a device this machine lacks: rc 2 before any data is read
+        from videoact.devices import resolve
+
+        resolve(optim.device, getattr(optim, "precision", "fp32"), prefix="optim")
     return Path(TRAINERS.get(name).train_fn()(cfg))

@@ -5,6 +5,7 @@ the parts of one resumed training). Checkpoints are written with ``annotations.s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import pickle
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -20,12 +21,15 @@ from torch import nn
 
 from videoact.annotations.store import atomic_torch_save
 from videoact.config import ConfigError, doc, to_dict
+from videoact.devices import autocast, grad_scaler, resolve
 
 log = logging.getLogger("videoact.train")
 
 # settings that may change between the parts of one resumed training without changing its result
 RUN_CONTROL: tuple[tuple[str, ...], ...] = (("optim", "threads"), ("optim", "eval_every"), ("optim", "stop_after"),
-                                            ("resume",))
+                                            ("optim", "device"), ("resume",))
+# keys added after checkpoints were written: at their default they match a last.pt that lacks them
+_LATER_DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = ((("optim", "precision"), "fp32"),)
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class OptimConfig:
     threads: int = doc("torch CPU threads (0: torch's default)", default=0)
     stop_after: int = doc("stop after this epoch (time-limited jobs: run again to resume); 0: train to the end",
                           default=0)
+    device: str = doc("where the model trains: auto (cuda when available, else cpu), cpu, cuda or cuda:N (may "
+                      "change between the parts of a resumed training)", default="auto", fingerprint=False)
+    precision: Literal["fp32", "bf16", "fp16"] = doc(
+        "autocast precision of forward passes: fp32, bf16, or fp16 (CUDA only, with loss scaling)", default="fp32",
+        fingerprint="non_default")
 
 
 def lr_lambda(step: int, *, warmup: int, total: int) -> float:
@@ -85,6 +94,9 @@ def resume_key(cfg: dict[str, Any], control: Iterable[tuple[str, ...]]) -> dict[
     """``cfg`` (a ``to_dict`` config) without the ``control`` key paths (threads, where to stop, ...): two parts of
     one training must have equal keys."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    for path, default in _LATER_DEFAULTS:
+        if out.get(path[0], {}).get(path[1], default) == default:
+            out.get(path[0], {}).pop(path[1], None)
     for path in control:
         node = out
         for part in path[:-1]:
@@ -155,6 +167,12 @@ class TrainLoop:
                  control: Iterable[tuple[str, ...]] = RUN_CONTROL) -> None:
         o = cfg.optim
         self.cfg, self.o, self.model, self.control = cfg, o, model, tuple(control)
+        # optim.device / optim.precision (an optim config without them: cpu, fp32); the model moves once, here
+        self.device, self.precision = resolve(getattr(o, "device", "cpu"), getattr(o, "precision", "fp32"),
+                                              prefix="optim")
+        if self.device.type != "cpu":
+            model.to(self.device)
+        self.scaler = grad_scaler(self.device, self.precision)
         self.grad_clip, self.eval_every, self.eval_last = grad_clip, eval_every, eval_last
         self.opt = build_optimizer(model.parameters() if params is None else params, optimizer, lr=o.lr,
                                    weight_decay=o.weight_decay, momentum=momentum)
@@ -189,8 +207,28 @@ class TrainLoop:
             self._t0 = time.perf_counter()
             yield self.epoch
 
+    def to_device(self, *tensors: Any) -> Any:
+        """Batch tensors on ``optim.device`` (others as they are); one argument gives one value, several a tuple."""
+        out = tuple(t.to(self.device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in tensors)
+        return out[0] if len(out) == 1 else out
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """``optim.precision``'s autocast around a forward pass and its loss (fp32: nothing)."""
+        return autocast(self.device, self.precision)
+
     def step(self, loss: torch.Tensor) -> None:
-        optimizer_step(self.opt, self.sched, loss, clip=(self.model.parameters(), self.grad_clip))
+        if self.scaler is None:
+            optimizer_step(self.opt, self.sched, loss, clip=(self.model.parameters(), self.grad_clip))
+            return
+        # fp16 on CUDA: scaled loss, gradients unscaled before clipping, steps with inf/nan gradients skipped
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
 
     def should_eval(self) -> bool:
         """Whether the epoch being trained is scored: every ``eval_every`` epochs, and the last with ``eval_last``."""

@@ -92,7 +92,7 @@ class DetectionNetConfig:
                                              metadata={"doc": "keyword arguments of the backbone's builder "
                                                               "(img_size and num_frames come from input)"})
     pretrained: str | None = doc("backbone weights: a VideoMAE / mmaction2 / videoact checkpoint path, URL, "
-                                 "hf-hub: id or checkpoints.ZOO name (null: random init)", default=None)
+                                 "hf-hub: id or model-zoo name (null: random init)", default=None)
     head: str = doc("the head over the backbone's tokens", names="detection head", default="evad")
     head_options: dict[str, Any] = field(default_factory=dict, metadata={
         "doc": "keyword arguments of the head (EVADHead: dim, depth, num_heads, act_dim, roi_extension, ...)"})
@@ -373,11 +373,13 @@ def _train(cfg: DetectionTrainConfig) -> Path:
             loader = torch.utils.data.DataLoader(train_set, batch_size=o.batch_size, shuffle=True, generator=gen,
                                                  collate_fn=collate)
             losses = []
-            for x, boxes, valid, targets in loader:
-                logits = net(x, boxes, valid, keyframe=keyframe, all_layers=True)  # (L, B, A, K)
-                if not o.deep_supervision:
-                    logits = logits[-1:]
-                loss = sum(F.binary_cross_entropy_with_logits(lg[valid], targets[valid]) for lg in logits)
+            for batch in loader:
+                x, boxes, valid, targets = loop.to_device(*batch)
+                with loop.autocast():
+                    logits = net(x, boxes, valid, keyframe=keyframe, all_layers=True)  # (L, B, A, K)
+                    if not o.deep_supervision:
+                        logits = logits[-1:]
+                    loss = sum(F.binary_cross_entropy_with_logits(lg[valid].float(), targets[valid]) for lg in logits)
                 loop.step(loss)
                 losses.append(loss.item() / len(logits))
             if loop.end_epoch(losses, evaluate=None if val_set is None else evaluate):
@@ -393,6 +395,7 @@ def _train(cfg: DetectionTrainConfig) -> Path:
         train_set.close()
         if val_set is not None:
             val_set.close()
+    net.cpu()  # saved on the CPU, whatever optim.device
     path = save_detection_model(out / "model.pt", net, backbone=cfg.model.backbone, backbone_kwargs=backbone_kwargs,
                                 head=cfg.model.head, head_kwargs=dict(cfg.model.head_options), class_ids=class_ids,
                                 class_names=class_names, label_space=d.label_space, clip=cfg.input,

@@ -40,6 +40,7 @@ from videoact.config import ConfigError, doc, fingerprint
 from videoact.decode import VideoDecodeError
 from videoact.decode.samplers import frame_at_time
 from videoact.decode.source import Backend, VideoSource
+from videoact.devices import module_device
 from videoact.features.backbones import BACKBONES
 from videoact.features.text import class_embeddings, class_texts
 from videoact.heads.recognition.clip import (
@@ -326,7 +327,7 @@ def class_texts_for(classes: Sequence[str], descriptions: Path | None) -> dict[s
 
 
 def _logits(model: ClipClassifier | ZeroShotHead, x: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
-    return model(x, text) if isinstance(model, ZeroShotHead) else model(x)
+    return model(x, text.to(x.device)) if isinstance(model, ZeroShotHead) else model(x)
 
 
 def hits_at_1(logits: torch.Tensor, y: torch.Tensor, *, multi_label: bool) -> torch.Tensor:
@@ -342,8 +343,10 @@ def evaluate(model: ClipClassifier | ZeroShotHead, dataset: ClipDataset, text: t
     model.eval()
     hits, losses = [], []
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+    device = module_device(model)  # optim.device: where TrainLoop put it
     for x, y in loader:
-        logits = _logits(model, x, text)
+        x, y = x.to(device), y.to(device)
+        logits = _logits(model, x, text).float()
         losses.append(float(model.loss(logits, y)) * len(y))
         hits.append(hits_at_1(logits, y, multi_label=dataset.multi_label))
     return {"val_top1": float(torch.cat(hits).float().mean()), "val_loss": sum(losses) / len(dataset)}
@@ -400,8 +403,10 @@ def train_rgb_recognition(cfg: RGBRecognitionTrainConfig) -> Path:
                                                  drop_last=len(train_set) > o.batch_size)
             losses, hits = [], []
             for x, y in loader:
-                logits = _logits(model, x, text_emb)
-                loss = model.loss(logits, y, label_smoothing=o.label_smoothing)
+                x, y = loop.to_device(x, y)
+                with loop.autocast():
+                    logits = _logits(model, x, text_emb)
+                    loss = model.loss(logits, y, label_smoothing=o.label_smoothing)
                 loop.step(loss)
                 losses.append(loss.item())
                 hits.append(hits_at_1(logits.detach(), y, multi_label=m.multi_label))
@@ -414,6 +419,7 @@ def train_rgb_recognition(cfg: RGBRecognitionTrainConfig) -> Path:
         if val_set is not None:
             val_set.sources.close()
 
+    model.cpu()  # saved on the CPU, whatever optim.device
     history, train_s = loop.history, loop.train_s
     metrics = {k: v for k, v in history[-1].items() if k.startswith("val_")} if history else {}
     source = f"{m.backbone}-{m.head}@{fingerprint(cfg)}"

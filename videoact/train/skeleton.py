@@ -28,6 +28,7 @@ from torch import nn
 
 from videoact.config import doc, fingerprint
 from videoact.datasets.skeleton._sample import SkeletonSample
+from videoact.devices import module_device
 from videoact.features.skeleton.factory import build_model
 from videoact.features.skeleton.input import SkeletonAugmentConfig, SkeletonInputConfig, prepare
 from videoact.heads.recognition.skeleton import save_model
@@ -119,8 +120,9 @@ def predict(model: nn.Module, dataset: SkeletonDataset, *, batch_size: int = 64)
     out = []
     # its own generator: evaluating must not move the global RNG (dropout) of a training run it interrupts
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+    device = module_device(model)  # optim.device: where TrainLoop put it
     for x, _ in loader:
-        out.append(F.softmax(model(x), dim=-1))
+        out.append(F.softmax(model(x.to(device)).float(), dim=-1).cpu())
     return torch.cat(out).numpy()
 
 
@@ -165,12 +167,16 @@ def train_skeleton(cfg: SkeletonTrainConfig) -> Path:
                                              drop_last=len(train_set) > o.batch_size)
         losses = []
         for x, y in loader:
-            loss = sum(F.cross_entropy(lg, y, label_smoothing=o.label_smoothing) for lg in stream_logits(model, x))
+            x, y = loop.to_device(x, y)
+            with loop.autocast():
+                loss = sum(F.cross_entropy(lg, y, label_smoothing=o.label_smoothing)
+                           for lg in stream_logits(model, x))
             loop.step(loss)
             losses.append(loss.item())
         if loop.end_epoch(losses, evaluate=lambda: accuracy(predict(model, test_set), labels)):
             return loop.last
-    probs = predict(model, test_set)
+    probs = predict(model, test_set)  # evaluation runs in fp32, whatever optim.precision
+    model.cpu()  # saved and returned on the CPU, whatever optim.device
     metrics = accuracy(probs, labels)
     train_s = loop.train_s
     write_eval_tables(out / "eval", bench.name, bench.test, probs, bench.classes,

@@ -48,6 +48,7 @@ from torch import nn
 from videoact.annotations.tables import Tables
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton.untrimmed import UntrimmedBenchmark, UntrimmedSequence, load_untrimmed
+from videoact.devices import host_io
 from videoact.heads.temporal import (
     ASRFConfig,
     LACInputConfig,
@@ -283,8 +284,10 @@ def _loop(model: nn.Module, cfg: SegmentationTrainConfig | LocalizationTrainConf
         fn = lambda s: 1.0  # noqa: E731
     else:
         raise ValueError(f"optim.schedule must be constant or cosine, got {o.schedule!r}")
-    return TrainLoop(model, cfg, steps_per_epoch=steps_per_epoch, optimizer=o.optimizer, lr_factor=fn,
+    loop = TrainLoop(model, cfg, steps_per_epoch=steps_per_epoch, optimizer=o.optimizer, lr_factor=fn,
                      grad_clip=o.grad_clip, eval_every=o.eval_every, eval_last=False, control=_RUN_CONTROL)
+    host_io(model, loop.device)  # optim.device: batches in and outputs out on the CPU, losses there
+    return loop
 
 
 # ---------------------------------------------------------------------------------------- segmentation
@@ -365,7 +368,9 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
             for lo in range(0, len(order), o.batch_size):
                 batch = [bench.train[i] for i in order[lo:lo + o.batch_size]]
                 x, y, mask = _pad_steps([inputs[s.name] for s in batch], [s.step_labels(per_step) for s in batch])
-                loss = mstcn_loss(model(x, mask), y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
+                with loop.autocast():
+                    fwd = model(x, mask)
+                loss = mstcn_loss(fwd, y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
                 loop.step(loss)
                 losses.append(loss.item())
         else:
@@ -377,13 +382,16 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
                                                              scale=lcfg.scale) for c in part]))
                 y = torch.from_numpy(np.stack([c[1] for c in part]))
                 if mcfg.name == "asrf":
-                    logits, blogits = model(x)
+                    with loop.autocast():
+                        logits, blogits = model(x)
                     loss = asrf_loss(logits, blogits, y, torch.from_numpy(np.stack([c[2] for c in part])),
                                      tau=mcfg.tau, smooth_weight=mcfg.smooth_weight,
                                      boundary_weight=cfg.asrf.boundary_weight)
                 else:
                     mask = torch.ones_like(y, dtype=torch.bool)
-                    loss = mstcn_loss(model(x)[None], y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
+                    with loop.autocast():
+                        fwd = model(x)
+                    loss = mstcn_loss(fwd[None], y, mask, tau=mcfg.tau, smooth_weight=mcfg.smooth_weight)
                 loop.step(loss)
                 losses.append(loss.item())
         if loop.end_epoch(losses, evaluate=lambda: summary("tas", evaluate())):
@@ -396,6 +404,7 @@ def train_segmentation(cfg: SegmentationTrainConfig) -> Path:
     (out / "metrics.json").write_text(json.dumps({**metrics, "history": loop.history}, indent=2) + "\n")
     log.info("%s %s: MoF %.1f  Edit %.1f  F1@{10,25,50} %.1f %.1f %.1f", bench.name, mcfg.name, result["accuracy"],
              result["edit"], result["F1@10"], result["F1@25"], result["F1@50"])
+    model.cpu()  # saved on the CPU, whatever optim.device
     return save_temporal_model(out / "model.pt", model, task="segmentation", head=mcfg.name, head_kwargs=head_kwargs,
                                bench=bench, spec=spec, metrics=metrics)
 
@@ -502,7 +511,9 @@ def train_localization(cfg: LocalizationTrainConfig) -> Path:
             batch = [bench.train[i] for i in order[lo:lo + o.batch_size]]
             x, mask = pad_batch([inputs[s.name] for s in batch], model.divisor)
             segs, labels = zip(*(targets[s.name] for s in batch), strict=True)
-            loss = crit(model, model(x, mask), segs, labels)["loss"]
+            with loop.autocast():
+                fwd = model(x, mask)
+            loss = crit(model, fwd, segs, labels)["loss"]
             loop.step(loss)
             losses.append(loss.item())
         if loop.end_epoch(losses, evaluate=lambda: summary("tad", evaluate()),
@@ -519,6 +530,7 @@ def train_localization(cfg: LocalizationTrainConfig) -> Path:
     spec = {"features": to_dict(cfg.features), "mean": torch.from_numpy(norm.mean), "std": torch.from_numpy(norm.std),
             "actions": actions, "nms_sigma": mcfg.nms_sigma, "max_segments": mcfg.max_segments,
             "pre_nms_thresh": mcfg.pre_nms_thresh}
+    model.cpu()  # saved on the CPU, whatever optim.device
     return save_temporal_model(out / "model.pt", model, task="localization", head=mcfg.name, head_kwargs=head_kwargs,
                                bench=bench, spec=spec, metrics=metrics)
 

@@ -21,6 +21,7 @@ from torch import nn
 from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
 from videoact.config import ConfigError, build_config, doc, to_dict
 from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float_cthw
+from videoact.devices import module_device
 from videoact.features.backbones import BackboneOutput, build_backbone
 from videoact.heads.detection.evad import build_detection_head, pad_boxes
 
@@ -114,8 +115,10 @@ class DetectionModel:
     def predict(self, clips: torch.Tensor, boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
         """``clips (B, 3, T, H, W)`` and per-clip boxes ``(n_i, 4)`` -> per-clip sigmoid scores ``(n_i, K)``."""
         self.net.eval()
-        padded, valid = pad_boxes(boxes)
-        probs = self.net(clips, padded, valid, keyframe=self.input.clip_len // 2).sigmoid().numpy()
+        device = module_device(self.net)  # the stage put the net on runner.device; clips and RoIs follow it
+        padded, valid = pad_boxes(boxes, device=device)
+        logits = self.net(clips.to(device), padded, valid, keyframe=self.input.clip_len // 2)
+        probs = logits.float().sigmoid().cpu().numpy()
         return [probs[i, :len(b)] for i, b in enumerate(boxes)]
 
 

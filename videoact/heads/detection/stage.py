@@ -17,10 +17,19 @@ if TYPE_CHECKING:
 
 
 @functools.lru_cache(maxsize=4)
-def _model(ref: str) -> Any:
+def _model(ref: str, device: str = "cpu") -> Any:
+    """The detector of ``ref`` on ``device`` (a resolved device string), loaded once per process and device."""
     from videoact.heads.detection.model import load_detection_model
 
-    return load_detection_model(ref)
+    model = load_detection_model(ref)
+    model.net.to(device)
+    return model
+
+
+def _device(cfg: RunConfig) -> str:
+    from videoact.devices import resolve_device
+
+    return str(resolve_device(cfg.runner.device))
 
 
 @functools.lru_cache(maxsize=2)
@@ -51,17 +60,19 @@ class DetectionStage:
         import pandas as pd
 
         with stage_errors(self.name):
-            det = _model(str(cfg.detection.model))
+            det = _model(str(cfg.detection.model), _device(cfg))
         return pd.DataFrame({"label_space": det.label_space, "id": list(det.class_ids),
                              "name": list(det.class_names)})
 
     def run(self, ctx: VideoContext) -> Tables:
         from videoact.annotations.tables import Tables
+        from videoact.devices import autocast
         from videoact.heads.detection.detect import detect_video
 
         dc = ctx.cfg.detection
         with stage_errors(self.name):
-            model = _model(str(dc.model))
+            device = _device(ctx.cfg)
+            model = _model(str(dc.model), device)
             if dc.boxes == "pose":
                 boxes = ctx.pose_boxes
             else:
@@ -70,8 +81,9 @@ class DetectionStage:
                 if not len(boxes):
                     raise ValueError(f"{dc.boxes}: no person boxes for video {ctx.video_id!r} (keys are "
                                      "'video_id,timestamp'; name the video file after its id)")
-            rows = detect_video(ctx.video(), model, video_id=ctx.video_id, source=f"{model.name}@{ctx.source}",
-                                boxes=boxes, hz=dc.hz, clip_len=dc.clip_len, frame_step=dc.frame_step,
-                                score_threshold=dc.score_threshold, top_k=dc.top_k, box_gap_s=dc.box_gap_s,
-                                min_box_score=dc.min_box_score)
+            with autocast(device, ctx.cfg.runner.precision):
+                rows = detect_video(ctx.video(), model, video_id=ctx.video_id, source=f"{model.name}@{ctx.source}",
+                                    boxes=boxes, hz=dc.hz, clip_len=dc.clip_len, frame_step=dc.frame_step,
+                                    score_threshold=dc.score_threshold, top_k=dc.top_k, box_gap_s=dc.box_gap_s,
+                                    min_box_score=dc.min_box_score, batch_size=dc.batch_size)
         return Tables(boxes=rows)

@@ -39,6 +39,7 @@ from torch import nn
 from videoact.config import doc, to_dict
 from videoact.decode.samplers import sliding_window_clips, uniform_clips
 from videoact.decode.transforms import IMAGENET_MEAN, IMAGENET_STD, RESIZE_MODES, check_resize_mode, clip_pipeline
+from videoact.devices import module_device
 from videoact.features.backbones import BackboneOutput, backbone_dim, build_backbone
 from videoact.features.text import TEXT_DIM, TEXT_ENCODER, ClassTexts, Encoder, class_embeddings, class_texts
 from videoact.registry import Registry
@@ -269,13 +270,17 @@ class ClipRecognizer:
 
     @torch.no_grad()
     def predict_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Prepared clips (B, 3, T, H, W) -> (B, K) probabilities (eval mode)."""
+        """Prepared clips (B, 3, T, H, W) -> (B, K) float32 probabilities on the CPU (eval mode); the clips
+        follow the network to its device (``runner.device``), under the caller's autocast."""
         self.model.eval()
+        x = x.to(module_device(self.model), non_blocking=True)
         if isinstance(self.model, ZeroShotHead):
             if self.class_embeddings is None:
                 raise ValueError("zero-shot recognizer without class embeddings: call with_classes(...) first")
-            return self.model.predict(x, self.class_embeddings)
-        return self.model.predict(x)
+            p = self.model.predict(x, self.class_embeddings.to(x.device))
+        else:
+            p = self.model.predict(x)
+        return p.float().cpu()
 
     def predict_proba(self, clips: Iterable[torch.Tensor], *, batch_size: int = 8) -> np.ndarray:
         """Decoded uint8 clips, each (T, H, W, 3) -> (N, K) probabilities. ``clips`` is consumed lazily,

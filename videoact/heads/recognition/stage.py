@@ -42,21 +42,47 @@ def model_input(ref: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def load_recognition_model(ref: str) -> Any:
-    """The recognizer of ``ref`` (a zoo name, ``builtin:NAME`` or a model.pt), loaded once per process."""
+def load_recognition_model(ref: str, device: str = "cpu") -> Any:
+    """The recognizer of ``ref`` (a zoo name, ``builtin:NAME`` or a model.pt) on ``device`` (a resolved
+    ``torch.device`` string), loaded once per process and device."""
     from videoact import models
 
     if models.is_model(ref):
         from videoact.heads.recognition.zoo import load_zoo_recognizer
 
-        return load_zoo_recognizer(ref)
-    if model_input(ref) == "rgb":
+        rec = load_zoo_recognizer(ref)
+    elif model_input(ref) == "rgb":
         from videoact.heads.recognition.clip import load_clip_recognizer
 
-        return load_clip_recognizer(ref)
-    from videoact.heads.recognition.skeleton import load_recognizer
+        rec = load_clip_recognizer(ref)
+    else:
+        from videoact.heads.recognition.skeleton import load_recognizer
 
-    return load_recognizer(ref)
+        rec = load_recognizer(ref)
+    return to_device(rec, device)
+
+
+def to_device(rec: Any, device: str) -> Any:
+    """A recognizer (clip, skeleton or zoo skeleton) with its network (and zero-shot class embeddings) on
+    ``device``; inputs follow the network's device in ``predict_proba``."""
+    if device == "cpu":
+        return rec
+    import dataclasses
+
+    import torch
+
+    rec.model.to(device)  # every recognizer keeps its network in ``.model``
+    emb = getattr(rec, "class_embeddings", None)
+    if isinstance(emb, torch.Tensor):
+        rec = dataclasses.replace(rec, class_embeddings=emb.to(device))
+    return rec
+
+
+def run_device(cfg: RunConfig) -> str:
+    """``runner.device`` resolved (``auto`` -> cuda or cpu), as a string: the loaders' cache key."""
+    from videoact.devices import resolve_device
+
+    return str(resolve_device(cfg.runner.device))
 
 
 class RecognitionStage:
@@ -92,26 +118,30 @@ class RecognitionStage:
         import pandas as pd
 
         with stage_errors(self.name):
-            clf = load_recognition_model(cfg.recognition.model)
+            clf = load_recognition_model(cfg.recognition.model, run_device(cfg))
         return pd.DataFrame({"label_space": clf.label_space, "id": range(len(clf.classes)),
                              "name": list(clf.classes)})
 
     def run(self, ctx: VideoContext) -> Tables:
         from videoact.annotations.tables import Tables
+        from videoact.devices import autocast
 
         rc = ctx.cfg.recognition
         with stage_errors(self.name):
-            rec = load_recognition_model(rc.model)
-            if model_input(rc.model) == "rgb":
-                from videoact.heads.recognition.clip import recognize_windows
+            device = run_device(ctx.cfg)
+            rec = load_recognition_model(rc.model, device)
+            with autocast(device, ctx.cfg.runner.precision):
+                if model_input(rc.model) == "rgb":
+                    from videoact.heads.recognition.clip import recognize_windows
 
-                segs = recognize_windows(rec, ctx.video(), video_id=ctx.video_id, stride_s=rc.stride_s,
-                                         k=rc.top_k, source=f"{rec.source}@{ctx.source}")
-            else:
-                from videoact.heads.recognition.skeleton import recognize_track
+                    segs = recognize_windows(rec, ctx.video(), video_id=ctx.video_id, stride_s=rc.stride_s,
+                                             k=rc.top_k, source=f"{rec.source}@{ctx.source}",
+                                             batch_size=rc.batch_size)
+                else:
+                    from videoact.heads.recognition.skeleton import recognize_track
 
-                segs = recognize_track(ctx.pose_track, rec, video_id=ctx.video_id, label_space=rec.label_space,
-                                       source=f"{rec.name}@{ctx.source}", window_s=rc.window_s,
-                                       stride_s=rc.stride_s, top_k=rc.top_k,
-                                       min_pose_fraction=rc.min_pose_fraction)
+                    segs = recognize_track(ctx.pose_track, rec, video_id=ctx.video_id, label_space=rec.label_space,
+                                           source=f"{rec.name}@{ctx.source}", window_s=rc.window_s,
+                                           stride_s=rc.stride_s, top_k=rc.top_k,
+                                           min_pose_fraction=rc.min_pose_fraction, batch_size=rc.batch_size)
         return Tables(segments=segs)

@@ -20,6 +20,7 @@ from torch import nn
 
 from videoact.annotations.store import atomic_torch_save, load_torch_checkpoint
 from videoact.config import doc
+from videoact.devices import module_device
 
 CHECKPOINT_FORMAT = "videoact.temporal/1"
 
@@ -168,7 +169,8 @@ def segmentation_frame_probs(model: nn.Module, head: str, x: np.ndarray, *, fram
                             classes=classes)
     elif head == "mstcn":
         with torch.no_grad():
-            p = model.probabilities(torch.from_numpy(x).T[None])[0].T.numpy()  # (S, K)
+            xt = torch.from_numpy(x).T[None].to(module_device(model))  # probabilities() bypasses host_io's hooks
+            p = model.probabilities(xt)[0].T.float().cpu().numpy()  # (S, K)
     elif head == "lac":
         from videoact.heads.segmentation.lac import predict_chunks
 

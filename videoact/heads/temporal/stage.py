@@ -19,10 +19,20 @@ if TYPE_CHECKING:
 
 
 @functools.lru_cache(maxsize=2)
-def _model(ref: str) -> tuple[nn.Module, dict[str, Any]]:
+def _model(ref: str, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The temporal model of ``ref`` on ``device`` (a resolved device string), once per process and device: its
+    forward takes and returns CPU tensors (``devices.host_io``), so the chunked inference code is the CPU's."""
+    from videoact.devices import host_io
     from videoact.heads.temporal.model import load_temporal_model
 
-    return load_temporal_model(ref)
+    model, meta = load_temporal_model(ref)
+    return host_io(model, device), meta
+
+
+def _device(cfg: RunConfig) -> str:
+    from videoact.devices import resolve_device
+
+    return str(resolve_device(cfg.runner.device))
 
 
 class TemporalStage:
@@ -43,25 +53,28 @@ class TemporalStage:
         import pandas as pd
 
         with stage_errors(self.name):
-            meta = _model(str(cfg.temporal.model))[1]
+            meta = _model(str(cfg.temporal.model), _device(cfg))[1]
         return pd.DataFrame({"label_space": meta["label_space"], "id": range(len(meta["classes"])),
                              "name": list(meta["classes"])})
 
     def run(self, ctx: VideoContext) -> Tables:
         from videoact.annotations.tables import Tables
+        from videoact.devices import autocast
         from videoact.heads.recognition.skeleton import track_on_grid
         from videoact.heads.temporal.model import predict_video
 
         fps, n_frames, cfg = ctx.info.fps, ctx.info.n_frames, ctx.cfg
         with stage_errors(self.name):
-            model, meta = _model(str(cfg.temporal.model))
+            device = _device(cfg)
+            model, meta = _model(str(cfg.temporal.model), device)
             grid_s = float(meta["grid_s"])
             keypoints = track_on_grid(ctx.pose_track, layout=meta["layout"], grid_s=grid_s,
                                       duration_s=n_frames / fps if fps else None)  # (M, S, V, C)
             cache = Path(cfg.runner.cache_dir) / "temporal" if cfg.runner.cache_dir else None
-            rows = predict_video(model, meta, keypoints, video_id=ctx.video_id, fps=1.0 / grid_s, step_frames=1,
-                                 n_frames=keypoints.shape[1], cache_dir=cache,
-                                 source=f"{meta['head']}@{ctx.source}")
+            with autocast(device, cfg.runner.precision):
+                rows = predict_video(model, meta, keypoints, video_id=ctx.video_id, fps=1.0 / grid_s,
+                                     step_frames=1, n_frames=keypoints.shape[1], cache_dir=cache,
+                                     source=f"{meta['head']}@{ctx.source}")
         if len(rows) and fps:  # the model ran on its grid: frames at the video's rate
             rows = rows.assign(fps=fps, frame_start=(rows["t_start_s"] * fps).round().astype("int64"),
                                frame_end=(rows["t_end_s"] * fps).round().astype("int64").clip(upper=n_frames))
