@@ -147,6 +147,12 @@ class AnticipationConfig:
     http_constraint: Literal["json_schema", "json_object", "grammar", "regex", "none"] = doc(
         "http: how the vocabulary constraint is sent (json_object: llama-cpp-python; grammar: llama.cpp GBNF; "
         "regex: vLLM)", default="json_schema")
+    timeout: float = doc("http: wall-clock seconds of one request attempt (connection, headers and body)",
+                         default=60.0, fingerprint=False)
+    retries: int = doc("http: more tries after a network error, timeout, 5xx / 429 or malformed answer",
+                       default=3, fingerprint=False)
+    video_timeout: float = doc("http: wall-clock seconds of one video's forecasts, every request and retry included",
+                               default=600.0, fingerprint=False)
     vocab: str = doc("label space prefix of the verb/noun ids in segments (epic55, ego4d_lta_v1, ...)",
                      default="epic55")
     n_observed: int = doc("observed actions per forecast (fewer are padded for the action LM)", default=8)

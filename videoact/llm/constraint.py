@@ -165,8 +165,9 @@ class ActionConstraint:
         """Validator for the JSON form: enum names -> ids; wrong shape, length or name raises."""
         try:
             obj = json.loads(text) if isinstance(text, str) else text
-        except json.JSONDecodeError as exc:
-            raise ConstraintViolation(f"output is not JSON ({exc}): {str(text)[:200]!r}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ConstraintViolation(f"output is not JSON ({type(exc).__name__}: {exc}): {str(text)[:200]!r}"
+                                      ) from None
         acts = obj.get("actions") if isinstance(obj, dict) else None
         if not isinstance(acts, list) or len(acts) != self.z:
             raise ConstraintViolation(f"expected {{'actions': [{self.z} items]}}, got {str(text)[:200]!r}")

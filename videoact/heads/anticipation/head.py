@@ -35,7 +35,8 @@ def backend_from_config(cfg: AnticipationConfig) -> LLMBackend:
     if cfg.backend == "llamacpp":
         return build_backend("llamacpp", model=Path(cfg.model), temperature=cfg.temperature, seed=cfg.seed)
     return build_backend("http", url=cfg.url, model=cfg.model, constraint_mode=cfg.http_constraint,
-                         temperature=cfg.temperature, seed=cfg.seed)
+                         temperature=cfg.temperature, seed=cfg.seed, timeout=cfg.timeout, retries=cfg.retries,
+                         video_timeout=cfg.video_timeout)
 
 
 def _observed_actions(tables: Tables, video_id: str) -> pd.DataFrame:
