@@ -105,3 +105,32 @@ def test_shipped_configs_load() -> None:
     assert files, "configs/ should ship at least the default run config"
     for f in files:
         load_config(RunConfig, f)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("pose.every=0", "pose.every: 0 is out of range (allowed: >= 1)"),
+    ("pose.max_frames=-5", "pose.max_frames: -5 is out of range (allowed: >= 1)"),
+    ("runner.timeout_s=-1", "runner.timeout_s: -1.0 is out of range (allowed: > 0)"),
+    ("runner.timeout_s=.inf", "runner.timeout_s: inf is not a finite number"),
+    ("recognition.window_s=.nan", "recognition.window_s: nan is not a finite number"),
+    ("recognition.top_k=0", "recognition.top_k: 0 is out of range (allowed: >= 1)"),
+    ("recognition.min_pose_fraction=5", "recognition.min_pose_fraction: 5.0 is out of range (allowed: >= 0 and <= 1)"),
+    ("anticipation.retries=-1", "anticipation.retries: -1 is out of range (allowed: >= 0)"),
+])
+def test_out_of_range_values_are_rc_2_naming_the_key_before_any_video(
+        override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from videoact.cli import main
+
+    rc = main(["run", "sample:carphone", "-o", str(tmp_path / "run"), override])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_binary_config_file_is_rc_2_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from videoact.cli import main
+
+    (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 4)
+    rc = main(["run", "sample:carphone", "-o", str(tmp_path / "run"), "-c", str(tmp_path / "random.bin")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "random.bin: not a text (UTF-8) YAML file" in err and "Traceback" not in err, err

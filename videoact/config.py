@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ class ConfigError(ValueError):
 
 
 def doc(text: str, *, names: str | None = None, fingerprint: bool | Literal["non_default"] = True,
-        **kwargs: Any) -> Any:
+        ge: float | None = None, gt: float | None = None, le: float | None = None, **kwargs: Any) -> Any:
     """A dataclass field with a one-line doc, shown by ``videoact config show``.
 
     ``names``: the value is a name from the registry of that kind (``"pose backend"``); the doc then says so, and
@@ -38,10 +39,14 @@ def doc(text: str, *, names: str | None = None, fingerprint: bool | Literal["non
     ``fingerprint``: False for a key that says how to compute, not what (a batch size, a device): ``fingerprint``
     leaves it out; ``"non_default"``: counted only when set to another value than its default (a key added later
     that keeps old fingerprints, such as ``runner.precision``).
+    ``ge`` / ``gt`` / ``le``: the range a number must lie in (checked when the config is built: a value outside is
+    a ``ConfigError`` naming the key and the range, before any video).
     """
     meta: dict[str, Any] = {"doc": text}
     if names is not None:
         meta["names"] = names
+    if (ge, gt, le) != (None, None, None):
+        meta["range"] = (ge, gt, le)
     if fingerprint is not True:
         meta["fingerprint"] = fingerprint
     return field(metadata=meta, **kwargs)
@@ -65,8 +70,8 @@ class PoseConfig:
     enabled: bool = doc("extract poses from RGB and write the skeletons table", default=True)
     backend: str = doc("pose backend; mediapipe (the default) runs BlazePose offline", names="pose backend",
                        default="mediapipe")
-    every: int = doc("run the pose model on every n-th frame (1: every frame)", default=1)
-    max_frames: int | None = doc("only the first n frames of each video (null: all)", default=None)
+    every: int = doc("run the pose model on every n-th frame (1: every frame)", ge=1, default=1)
+    max_frames: int | None = doc("only the first n frames of each video (null: all)", ge=1, default=None)
     options: dict[str, Any] = field(default_factory=dict, metadata={
         "doc": "keyword arguments of the backend (rtmpose: det_model, pose_model)"})
 
@@ -79,13 +84,13 @@ class RecognitionConfig:
                      "skeleton model reads the pose stage, an RGB model reads the frames",
                      default="builtin:nw_ucla_stgcnpp")
     window_s: float = doc("seconds of poses per prediction (sliding window; an RGB model's window is its clip)",
-                          default=2.0)
-    stride_s: float = doc("seconds between window starts", default=1.0)
-    top_k: int = doc("classes written per window (with their probabilities)", default=5)
+                          gt=0, default=2.0)
+    stride_s: float = doc("seconds between window starts", gt=0, default=1.0)
+    top_k: int = doc("classes written per window (with their probabilities)", ge=1, default=5)
     min_pose_fraction: float = doc("skip windows where fewer than this fraction of frames have a pose",
-                                   default=0.5)
+                                   ge=0, le=1, default=0.5)
     batch_size: int = doc("windows per forward pass (RGB clips and skeleton windows; rows do not depend on it)",
-                          default=8, fingerprint=False)
+                          ge=1, default=8, fingerprint=False)
 
 
 @dataclass(frozen=True)
@@ -104,15 +109,15 @@ class DetectionConfig:
                             default=None)
     boxes: str = doc("person boxes: pose (the pose stage's keypoint boxes) or a file (mmaction2 proposals .pkl, "
                      "AVA .csv; timestamps in seconds of the video)", default="pose")
-    hz: float = doc("keyframes per second, from t = 0 (AVA annotates 1 Hz)", default=1.0)
-    clip_len: int | None = doc("frames per clip around a keyframe (null: as the model was trained)", default=None)
-    frame_step: int | None = doc("frames between clip frames (null: as the model was trained)", default=None)
-    score_threshold: float = doc("lowest action score written", default=0.002)
-    top_k: int = doc("most actions written per person box", default=5)
+    hz: float = doc("keyframes per second, from t = 0 (AVA annotates 1 Hz)", gt=0, default=1.0)
+    clip_len: int | None = doc("frames per clip around a keyframe (null: as the model was trained)", ge=1, default=None)
+    frame_step: int | None = doc("frames between clip frames (null: as the model was trained)", ge=1, default=None)
+    score_threshold: float = doc("lowest action score written", ge=0, le=1, default=0.002)
+    top_k: int = doc("most actions written per person box", ge=1, default=5)
     box_gap_s: float = doc("a keyframe takes the boxes of the nearest time with boxes within this many seconds",
-                           default=0.25)
-    min_box_score: float = doc("person boxes scored lower are not classified", default=0.0)
-    batch_size: int = doc("keyframe clips per forward pass (rows do not depend on it)", default=4,
+                           ge=0, default=0.25)
+    min_box_score: float = doc("person boxes scored lower are not classified", ge=0, le=1, default=0.0)
+    batch_size: int = doc("keyframe clips per forward pass (rows do not depend on it)", ge=1, default=4,
                           fingerprint=False)
 
 
@@ -121,13 +126,13 @@ class PromptConfig:
     mode: Literal["bottom_up", "top_down"] = doc(
         "bottom_up: observed actions -> future actions; top_down (AntGPT): infer the goal first, then plan",
         default="bottom_up")
-    n_examples: int = doc("in-context examples per prompt (0: zero-shot); needs examples_from", default=4)
+    n_examples: int = doc("in-context examples per prompt (0: zero-shot); needs examples_from", ge=0, default=4)
     examples_from: str | None = doc("text backends: training histories for in-context examples, an EPIC-55 folder "
                                     "or an Ego4D LTA json (null: zero-shot prompts)", default=None)
-    max_examples: int = doc("histories indexed from examples_from (evenly spaced)", default=2000)
+    max_examples: int = doc("histories indexed from examples_from (evenly spaced)", ge=1, default=2000)
     mmr_lambda: float = doc("Maximal Marginal Relevance trade-off: 1 = most similar, 0 = most diverse",
-                            default=0.7)
-    mmr_pool: int = doc("nearest neighbours the MMR selection picks from", default=32)
+                            ge=0, le=1, default=0.7)
+    mmr_pool: int = doc("nearest neighbours the MMR selection picks from", ge=1, default=32)
 
 
 @dataclass(frozen=True)
@@ -148,20 +153,20 @@ class AnticipationConfig:
         "http: how the vocabulary constraint is sent (json_object: llama-cpp-python; grammar: llama.cpp GBNF; "
         "regex: vLLM)", default="json_schema")
     timeout: float = doc("http: wall-clock seconds of one request attempt (connection, headers and body)",
-                         default=60.0, fingerprint=False)
+                         gt=0, default=60.0, fingerprint=False)
     retries: int = doc("http: more tries after a network error, timeout, 5xx / 429 or malformed answer",
-                       default=3, fingerprint=False)
+                       ge=0, default=3, fingerprint=False)
     video_timeout: float = doc("http: wall-clock seconds of one video's forecasts, every request and retry included",
-                               default=600.0, fingerprint=False)
+                               gt=0, default=600.0, fingerprint=False)
     vocab: str = doc("label space prefix of the verb/noun ids in segments (epic55, ego4d_lta_v1, ...)",
                      default="epic55")
-    n_observed: int = doc("observed actions per forecast (fewer are padded for the action LM)", default=8)
-    z: int = doc("future actions per candidate", default=20)
-    k: int = doc("candidates per forecast", default=5)
+    n_observed: int = doc("observed actions per forecast (fewer are padded for the action LM)", ge=1, default=8)
+    z: int = doc("future actions per candidate", ge=1, default=20)
+    k: int = doc("candidates per forecast", ge=1, default=5)
     anchors: Literal["last", "all"] = doc("forecast after the last recognised action, or after every one",
                                           default="last")
     temperature: float = doc("sampling temperature of candidates 2..K (candidate 1 is greedy; "
-                             "0.5 is best on EPIC-55 held-out, see docs/benchmarks.md)", default=0.5)
+                             "0.5 is best on EPIC-55 held-out, see docs/benchmarks.md)", ge=0, default=0.5)
     seed: int = doc("sampling seed", default=0)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     vocab_file: str | None = doc("the verb/noun vocabulary: an EPIC-55 folder (EPIC_verb_classes.csv, "
@@ -170,7 +175,8 @@ class AnticipationConfig:
     action_map: str | None = doc("csv with columns label,verb,noun: the verb/noun of each recognition class (an "
                                  "empty verb drops the class); null: recognition labels must read 'verb noun' in "
                                  "the vocabulary", default=None)
-    min_score: float = doc("recognition windows whose top-1 score is lower are not observed actions", default=0.0)
+    min_score: float = doc("recognition windows whose top-1 score is lower are not observed actions", ge=0, le=1,
+                           default=0.0)
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ class RunnerConfig:
 
     skip_done: bool = doc("skip videos whose outputs exist for the same config fingerprint", default=True)
     timeout_s: float | None = doc("seconds one video may take; a slower one fails with stage 'timeout' "
-                                  "(null: no limit)", default=None)
+                                  "(null: no limit)", gt=0, default=None)
     cache_dir: str | None = doc("folder of cached per-video feature sequences (temporal stage; null: <run>/cache)",
                                 default=None)
     hash_identity: bool = doc("know a video file by its sha256 instead of its size and modification time "
@@ -228,13 +234,16 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(value, arg, key)
-            except ConfigError:
-                pass
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:  # ``X | None``: X's own message (a range, a finite number) says more
+            raise errors[0]
         raise ConfigError(f"{key}: {value!r} does not match {_type_name(tp)}")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -264,6 +273,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # nan compares false with every bound; inf is never a usable setting
+            raise ConfigError(f"{key}: {value!r} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -285,7 +296,21 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
             hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown config key {prefix + str(key)!r}{hint}; known keys here: {', '.join(names)}")
     kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if "range" in f.metadata and f.name in kwargs:
+            _check_range(kwargs[f.name], f.metadata["range"], prefix + f.name)
     return cls(**kwargs)
+
+
+def _check_range(value: Any, bounds: tuple[float | None, float | None, float | None], key: str) -> None:
+    """``ConfigError`` naming ``key`` and the allowed range when ``value`` (a number or None) lies outside it."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    ge, gt, le = bounds
+    if (ge is not None and value < ge) or (gt is not None and value <= gt) or (le is not None and value > le):
+        parts = [f">= {ge:g}" if ge is not None else "", f"> {gt:g}" if gt is not None else "",
+                 f"<= {le:g}" if le is not None else ""]
+        raise ConfigError(f"{key}: {value!r} is out of range (allowed: {' and '.join(p for p in parts if p)})")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -353,8 +378,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found")
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text (UTF-8) YAML file ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):

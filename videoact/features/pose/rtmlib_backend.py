@@ -22,7 +22,7 @@ import numpy as np
 from videoact.features.pose.base import PersonPose, register_pose_backend
 
 DETECTORS = ("yolox", "rtmdet")
-_HOW = ("pass pose.det_model=... pose.pose_model=...; RTMPose ONNX files from the mmpose model zoo "
+_HOW = ("pass pose.options.det_model=... pose.options.pose_model=...; RTMPose ONNX files from the mmpose model zoo "
         "(https://download.openmmlab.com/mmpose/v1/projects/rtmposev1/onnx_sdk/)")
 
 

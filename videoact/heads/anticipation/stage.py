@@ -64,18 +64,10 @@ class AnticipationStage:
         if ac.backend == "action_lm" and ac.checkpoint is None:
             raise ConfigError("anticipation.checkpoint is not set: give the action_lm.pt written by "
                               "`videoact train configs/anticipation/action_lm_epic55.yaml`")
-        if ac.backend == "http":
-            import math
-
+        if ac.backend == "http":  # (timeout / retries ranges: checked when the config is built)
             if not ac.url.startswith(("http://", "https://")):
                 raise ConfigError(f"anticipation.url: {ac.url!r} is not an http(s) URL (backend http needs the "
                                   "server's base URL, e.g. http://127.0.0.1:8080/v1)")
-            for key in ("timeout", "video_timeout"):
-                value = getattr(ac, key)
-                if not (math.isfinite(value) and value > 0):
-                    raise ConfigError(f"anticipation.{key}: {value!r} is not a positive number of seconds")
-            if ac.retries < 0:
-                raise ConfigError(f"anticipation.retries: {ac.retries!r} must be 0 or more")
 
     def labels(self, cfg: RunConfig) -> pd.DataFrame | None:
         with stage_errors(self.name, ImportError):
