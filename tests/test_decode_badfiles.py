@@ -126,3 +126,27 @@ def test_no_crash_or_hang_on_any_bad_file(bad: dict[str, Path], backend: str) ->
             assert "error" in result, name
         elif not (name == "truncated" and backend == "decord"):
             assert result.get("ok", 0) > 0, (name, result)
+
+
+def test_a_run_flags_a_truncated_file_and_says_why_nothing_was_classified(bad: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    """The cut file is processed (its intact frames), flagged ``truncated`` with both counts in ``videos.attrs``;
+    nobody is in its frames, so the recognition stage writes no rows and says why (``attrs["notes"]``)."""
+    import videoact
+    from videoact.annotations.schema import loads_attrs
+    from videoact.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "-q", str(bad["truncated"]), "-o", str(out)]) == 0
+    t = videoact.load(out)
+    (attrs,) = [loads_attrs(a) for a in t.videos["attrs"]]
+    n = int(t.videos["n_frames"].iloc[0])
+    assert attrs["truncated"] is True and (attrs["n_frames_read"], attrs["n_frames_expected"]) == (n, 60) and n < 50
+    assert len(t.segments) == 0
+    assert attrs["notes"]["recognition"].startswith(f"no window to classify: a person in 0 of {n} processed frames")
+    # an intact file carries no flag
+    out2 = tmp_path / "run2"
+    assert main(["run", "-q", str(bad["rotated_90"]), "-o", str(out2), "pose.enabled=false",
+                 "recognition.enabled=false"]) == 0
+    assert loads_attrs(videoact.load(out2).videos["attrs"].iloc[0]) == {"decode_backend": "decord",
+                                                                         "n_frames_exact": True}

@@ -52,7 +52,13 @@ class VideoContext:
     tables: Tables = field(default_factory=Tables)  # every row so far (the ``videos`` row first)
     pose_track: Any = None  # features.pose.PoseTrack, set by the pose stage
     pose_boxes: pd.DataFrame | None = None  # the pose stage's person boxes
+    notes: dict[str, str] = field(default_factory=dict)  # stage -> why it wrote nothing (``videos.attrs``)
     _video: VideoSource | None = field(default=None, repr=False)
+
+    def note(self, stage: str, text: str) -> None:
+        """Say why ``stage`` wrote no rows for this video (e.g. too few poses for a window): the runner keeps it
+        in the video's ``attrs["notes"]``, so an empty result is never silent."""
+        self.notes[stage] = text
 
     def video(self) -> VideoSource:
         """The decoded video, opened once on first use and shared by every stage that reads frames."""

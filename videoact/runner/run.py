@@ -75,8 +75,19 @@ def _videos_row(ref: VideoRef, cfg: RunConfig, info: VideoInfo, source: str) -> 
         "duration_s": info.duration_s, "width": info.width, "height": info.height, "rotation": info.rotation,
         "codec": info.codec, "sha256": sha256_file(ref.path) if cfg.decode.sha256 else None,
         "source": source,
-        "attrs": schema.dumps_attrs({"decode_backend": info.backend, "n_frames_exact": info.n_frames_exact}),
+        "attrs": schema.dumps_attrs(video_attrs(info)),
     }])
+
+
+def video_attrs(info: VideoInfo, notes: dict[str, str] | None = None) -> dict[str, object]:
+    """``videos.attrs`` of a processed video: its reader, whether the count is exact, a short read (the container
+    claims more frames than the file holds: ``truncated``, with both counts) and the stages' notes."""
+    attrs: dict[str, object] = {"decode_backend": info.backend, "n_frames_exact": info.n_frames_exact}
+    if info.n_frames_container is not None and info.n_frames < info.n_frames_container:
+        attrs.update(truncated=True, n_frames_read=info.n_frames, n_frames_expected=info.n_frames_container)
+    if notes:
+        attrs["notes"] = dict(notes)
+    return attrs
 
 
 def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> Tables:
@@ -98,6 +109,8 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
         ctx.tables = Tables(videos=_videos_row(ref, cfg, video.info, source))
         for stage in planned:
             ctx.tables = Tables.concat([ctx.tables, stage.run(ctx)])
+        if ctx.notes:
+            ctx.tables.videos["attrs"] = schema.dumps_attrs(video_attrs(video.info, ctx.notes))
     finally:
         ctx.close()
     return ctx.tables.validated(where=str(ref.path))

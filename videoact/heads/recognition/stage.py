@@ -144,4 +144,10 @@ class RecognitionStage:
                                            source=f"{rec.name}@{ctx.source}", window_s=rc.window_s,
                                            stride_s=rc.stride_s, top_k=rc.top_k,
                                            min_pose_fraction=rc.min_pose_fraction, batch_size=rc.batch_size)
+                    if not len(segs):
+                        frames = ctx.pose_track.frames
+                        seen = sum(1 for f in frames if f.persons)
+                        ctx.note(self.name, f"no window to classify: a person in {seen} of {len(frames)} processed "
+                                            f"frames; a {rc.window_s:g} s window needs one in at least "
+                                            f"{rc.min_pose_fraction:.0%} of its frames (recognition.min_pose_fraction)")
         return Tables(segments=segs)
