@@ -150,3 +150,54 @@ def test_a_run_flags_a_truncated_file_and_says_why_nothing_was_classified(bad: d
                  "recognition.enabled=false"]) == 0
     assert loads_attrs(videoact.load(out2).videos["attrs"].iloc[0]) == {"decode_backend": "decord",
                                                                          "n_frames_exact": True}
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An intact H.264 mp4 and a copy with one packet near the end zeroed (decode order 50 of 60)."""
+    import av
+    from decode_media import write_video
+
+    d = tmp_path_factory.mktemp("damaged")
+    good = write_video(d / "good.mp4")
+    with av.open(str(good)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    data = bytearray(good.read_bytes())
+    pos, size = packets[50]
+    data[pos:pos + size] = bytes(size)
+    (d / "damaged.mp4").write_bytes(bytes(data))
+    return good, d / "damaged.mp4"
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+def test_one_damaged_packet_costs_one_frame_not_the_video(damaged: tuple[Path, Path], backend: str) -> None:
+    good, bad_file = damaged
+    with VideoSource(good, backend="pyav") as src:
+        ref = src.get_frames(list(range(60))).numpy().astype(int)
+    with VideoSource(bad_file, backend=backend, max_bad_frames=3) as src:  # type: ignore[arg-type]
+        frames = src.get_frames(list(range(60))).numpy().astype(int)
+        (lost,) = src.bad_frames
+    assert src.info.n_frames == 60 and 40 < lost < 59
+    assert (frames[lost] == frames[lost - 1]).all()  # the previous frame stands in
+    same = [i for i in range(60) if (frames[i] == ref[i]).all()]
+    # every frame before the damage is exact, and after it the next keyframe-free run recovers (numbered by pts:
+    # nothing shifts); only the lost frame and the frames that reference it differ
+    assert set(range(lost)) <= set(same) and len(same) >= 60 - 4 and frames[59].tolist() == ref[59].tolist()
+    with VideoSource(bad_file, backend=backend) as src, pytest.raises(VideoDecodeError, match=f"frame {lost} of 60"):
+        src.get_frames(list(range(60)))  # max_bad_frames=0: the old strict behaviour
+
+
+def test_a_run_counts_replaced_frames_and_max_bad_frames_0_fails_the_video(damaged: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    import videoact
+    from videoact.annotations.schema import loads_attrs
+    from videoact.cli import main
+
+    _, bad_file = damaged
+    off = ["pose.enabled=true", "pose.every=1", "recognition.enabled=false"]
+    assert main(["run", "-q", str(bad_file), "-o", str(tmp_path / "a"), *off]) == 0
+    attrs = loads_attrs(videoact.load(tmp_path / "a").videos["attrs"].iloc[0])
+    assert attrs["bad_frames"] == 1 and len(attrs["bad_frame_indices"]) == 1
+    assert main(["run", "-q", str(bad_file), "-o", str(tmp_path / "b"), *off, "decode.max_bad_frames=0"]) == 1
+    entry = json.loads((tmp_path / "b" / "manifest.json").read_text())["videos"]["damaged"]
+    assert entry["status"] == "failed" and entry["stage"] in ("decode", "pose") and "does not decode" in entry["error"]

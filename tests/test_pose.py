@@ -317,8 +317,8 @@ def test_pickle_errors_name_the_file(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_rtmpose_explains_what_it_needs(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"pass pose\.det_model=\.\.\. pose\.pose_model=\.\.\.; RTMPose ONNX files "
-                                         r"from the mmpose model zoo"):
+    with pytest.raises(ValueError, match=r"pass pose\.options\.det_model=\.\.\. pose\.options\.pose_model=\.\.\.; "
+                                         r"RTMPose ONNX files from the mmpose model zoo"):
         build_pose_backend("rtmpose")
     det = tmp_path / "det.onnx"
     with pytest.raises(FileNotFoundError, match=re.escape(f"{det}: person detector (det_model) ONNX file not found")):

@@ -63,6 +63,9 @@ class DecodeConfig:
         default="auto",
     )
     sha256: bool = doc("hash every video file into the videos table (slow on large archives)", default=False)
+    max_bad_frames: int = doc("frames that do not decode (a damaged packet) replaced by the previous frame and "
+                              "counted in videos.attrs bad_frames; one more fails the video", ge=0, default=10,
+                              fingerprint="non_default")
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ class VideoContext:
         if self._video is None:
             from videoact.decode.source import VideoSource
 
-            self._video = VideoSource(self.path, backend=self.cfg.decode.backend)
+            self._video = VideoSource(self.path, backend=self.cfg.decode.backend,
+                                      max_bad_frames=self.cfg.decode.max_bad_frames)
         return self._video
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ truncated files and some AVI headers, and VFR videos need per-frame times.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,11 @@ from av.video.reformatter import VideoReformatter
 from videoact.decode._common import VideoDecodeError
 
 _AV_ERRORS = (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError)
+log = logging.getLogger("videoact.decode")
+
+
+class Undecodable(VideoDecodeError):
+    """One frame of an otherwise readable video does not decode (a damaged or missing packet)."""
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -158,12 +164,21 @@ class PyAVReader:
 
     Consecutive requests continue from the current position without seeking, so a streaming pass
     decodes every frame once. Frames that are not requested are never converted to RGB.
+
+    Damage: up to ``max_bad_frames`` frames that do not decode (a damaged packet) are replaced by the last frame
+    that did, and listed in ``bad_frames``; one more is a ``VideoDecodeError``. Frames are numbered by their
+    presentation time where the container has real ones (every format but AVI), so a lost packet leaves a gap
+    instead of shifting every later frame by one.
     """
 
     name = "pyav"
 
-    def __init__(self, path: Path, meta: dict[str, Any], *, num_threads: int = 0) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], *, num_threads: int = 0, max_bad_frames: int = 0) -> None:
         self.path, self._num_threads = path, num_threads
+        self._max_bad = int(max_bad_frames)
+        self.bad_frames: list[int] = []  # indices replaced by the previous good frame
+        self._last: av.VideoFrame | None = None
+        self._by_pts = True  # number every frame by its pts (False for AVI: set when the file is opened)
         self._pts: np.ndarray = meta["pts"]  # (n_frames,) presentation times in stream time base, sorted
         self._key_idx = np.searchsorted(self._pts, meta["keyframe_pts"])  # keyframe frame indices
         self._rotation = int(meta["rotation"])
@@ -182,6 +197,7 @@ class PyAVReader:
             stream = self._container.streams.video[0]
             stream.thread_type = "AUTO"  # frame + slice threads: the fast path for sequential decoding
             stream.thread_count = self._num_threads
+            self._by_pts = "avi" not in str(self._container.format.name).split(",")
             self._it, self._next = None, 0
 
     def _seek_to(self, index: int) -> None:
@@ -203,9 +219,10 @@ class PyAVReader:
         """
         prev = -1
         for pts, frame in frames:
-            if prev < 0:
+            if prev < 0 or self._by_pts:
                 j = int(np.searchsorted(self._pts, pts)) if pts >= 0 else self._n
-                i = j if j < self._n and self._pts[j] == pts else key
+                found = j < self._n and self._pts[j] == pts and j > prev
+                i = j if found else (key if prev < 0 else prev + 1)
             else:
                 i = prev + 1
             prev = i
@@ -220,7 +237,20 @@ class PyAVReader:
         wanted, inverse = np.unique(indices, return_inverse=True)  # decode in file order, each frame once
         out: np.ndarray | None = None
         for k, target in enumerate(wanted.tolist()):
-            plane = self._rgb.reformat(self._frame(int(target)), format="rgb24").planes[0]
+            try:
+                frame = self._frame(int(target))
+            except Undecodable as exc:
+                if self._last is None or len(self.bad_frames) >= self._max_bad:
+                    if self.bad_frames:
+                        raise Undecodable(self.path, f"{exc.reason}; {len(self.bad_frames)} frame(s) already "
+                                                     f"replaced (decode.max_bad_frames={self._max_bad})") from None
+                    raise
+                self.bad_frames.append(int(target))
+                log.warning("%s: %s; the previous frame stands in (%d of decode.max_bad_frames=%d)", self.path,
+                            exc.reason, len(self.bad_frames), self._max_bad)
+                frame = self._last
+            self._last = frame
+            plane = self._rgb.reformat(frame, format="rgb24").planes[0]
             h, w = plane.height, plane.width
             if out is None:
                 out = np.empty((len(wanted), h, w, 3), dtype=np.uint8)  # (T, H, W, 3), as coded
@@ -243,7 +273,7 @@ class PyAVReader:
             if i > target:
                 break
         self._it = None
-        raise VideoDecodeError(self.path, f"frame {target} of {self._n} does not decode (damaged or missing data)")
+        raise Undecodable(self.path, f"frame {target} of {self._n} does not decode (damaged or missing data)")
 
     def close(self) -> None:
         if self._container is not None:

@@ -28,12 +28,12 @@ def probe_video(path: str | Path, *, backend: str = "auto") -> VideoInfo:
         return src.info
 
 
-def open_video(path: str | Path, *, backend: str = "auto") -> VideoSource:
+def open_video(path: str | Path, *, backend: str = "auto", max_bad_frames: int = 0) -> VideoSource:
     """A ``VideoSource`` with its first frame decoded by the selected reader (so its record is settled); the
     caller closes it. ``probe_video`` and the main job (which keeps it open for every stage) share this."""
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"backend must be auto, decord or pyav, not {backend!r}")
-    src = VideoSource(path, backend=backend)  # type: ignore[arg-type]
+    src = VideoSource(path, backend=backend, max_bad_frames=max_bad_frames)  # type: ignore[arg-type]
     try:
         src.get_frames([0])
     except BaseException:

@@ -64,10 +64,12 @@ class VideoSource:
         num_threads: decoder threads (0: let FFmpeg choose).
         max_batch: most frames decord decodes in one ``get_batch`` call.
         reader_budget_mb: decord reader lifetime: MB of frames decoded by ``get_batch`` before it is reopened.
+        max_bad_frames: frames that do not decode replaced by the previous one (PyAV; listed in ``bad_frames``)
+            before a damaged video is an error.
     """
 
     def __init__(self, path: str | Path, *, backend: Backend = "auto", num_threads: int = 0, max_batch: int = 32,
-                 reader_budget_mb: float = 1024.0) -> None:
+                 reader_budget_mb: float = 1024.0, max_bad_frames: int = 0) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.path = Path(path)
@@ -76,6 +78,7 @@ class VideoSource:
         if self.path.stat().st_size == 0:
             raise VideoDecodeError(self.path, "empty file (0 bytes)")
         self._meta = _pyav.probe(self.path)
+        self._max_bad = max_bad_frames
         self._opts: dict[str, Any] = {"num_threads": num_threads}
         self._decord_opts: dict[str, Any] = {"max_batch": max_batch, "reader_budget_mb": reader_budget_mb}
         self._forced = backend != "auto"
@@ -103,7 +106,13 @@ class VideoSource:
     # ---------------------------------------------------------------------------------------------- selection
 
     def _pyav_reader(self) -> _Reader:
-        return _pyav.PyAVReader(self.path, self._meta, **self._opts)
+        return _pyav.PyAVReader(self.path, self._meta, **self._opts, max_bad_frames=self._max_bad)
+
+    @property
+    def bad_frames(self) -> list[int]:
+        """Indices of the frames that did not decode and were replaced by the previous one (sorted)."""
+        readers = (self._reader, self._stream_reader)
+        return sorted({i for r in readers if r is not None for i in getattr(r, "bad_frames", ())})
 
     def _decord_unsuitable(self) -> str:
         """Why auto selection skips decord for this file ('' when it does not)."""

@@ -79,12 +79,17 @@ def _videos_row(ref: VideoRef, cfg: RunConfig, info: VideoInfo, source: str) -> 
     }])
 
 
-def video_attrs(info: VideoInfo, notes: dict[str, str] | None = None) -> dict[str, object]:
+def video_attrs(info: VideoInfo, notes: dict[str, str] | None = None,
+                bad_frames: list[int] | None = None) -> dict[str, object]:
     """``videos.attrs`` of a processed video: its reader, whether the count is exact, a short read (the container
-    claims more frames than the file holds: ``truncated``, with both counts) and the stages' notes."""
+    claims more frames than the file holds: ``truncated``, with both counts), the frames that did not decode
+    (``bad_frames``: how many, ``bad_frame_indices``: the first 20; ``decode.max_bad_frames``) and the stages'
+    notes."""
     attrs: dict[str, object] = {"decode_backend": info.backend, "n_frames_exact": info.n_frames_exact}
     if info.n_frames_container is not None and info.n_frames < info.n_frames_container:
         attrs.update(truncated=True, n_frames_read=info.n_frames, n_frames_expected=info.n_frames_container)
+    if bad_frames:
+        attrs.update(bad_frames=len(bad_frames), bad_frame_indices=list(bad_frames[:20]))
     if notes:
         attrs["notes"] = dict(notes)
     return attrs
@@ -102,15 +107,16 @@ def process_video(ref: VideoRef, cfg: RunConfig, *, progress: bool = False) -> T
         raise StageError(getattr(exc, "stage", "config"), str(exc)) from None
     source = f"videoact-{__version__}@{fingerprint(cfg)}"
     with stage_errors("decode"):  # the probe, whose reader every stage then shares
-        video = open_video(ref.path, backend=cfg.decode.backend)
+        video = open_video(ref.path, backend=cfg.decode.backend, max_bad_frames=cfg.decode.max_bad_frames)
     ctx = VideoContext(video_id=ref.video_id, path=ref.path, cfg=cfg, info=video.info, source=source,
                        progress=progress, _video=video)
     try:
         ctx.tables = Tables(videos=_videos_row(ref, cfg, video.info, source))
         for stage in planned:
             ctx.tables = Tables.concat([ctx.tables, stage.run(ctx)])
-        if ctx.notes:
-            ctx.tables.videos["attrs"] = schema.dumps_attrs(video_attrs(video.info, ctx.notes))
+        bad = video.bad_frames
+        if ctx.notes or bad:
+            ctx.tables.videos["attrs"] = schema.dumps_attrs(video_attrs(video.info, ctx.notes, bad))
     finally:
         ctx.close()
     return ctx.tables.validated(where=str(ref.path))
