@@ -121,7 +121,7 @@ def test_corrupt_or_foreign_last_pt_is_a_config_error_naming_it(tmp_path: Path, 
     last = tmp_path / "out" / "last.pt"
     last.parent.mkdir()
     last.write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match=r"last\.pt: unreadable training checkpoint .*resume: false"):
+    with pytest.raises(ConfigError, match=r"last\.pt: not a training checkpoint .*resume: false"):
         train_skeleton(cfg)
     torch.save({"weights": torch.zeros(2)}, last)
     with pytest.raises(ConfigError, match=r"last\.pt: not a last\.pt written by `videoact train`"):

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,19 +98,63 @@ for _kind in (
     CHECKPOINT_KINDS.register(_kind.format, _kind)
 
 
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint videoact can read: the message names it and says what it is instead."""
+
+
+def load_torch_file(path: str | Path, *, what: str = "checkpoint", fix: str = "",
+                    allow: Sequence[type] = ()) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: tensors and plain data only (``allow``: a few
+    more types, e.g. ``argparse.Namespace``), no code from the file ever runs. Anything else is one
+    ``CheckpointError`` naming the file and what it is (a pickle that needs Python objects, a truncated archive,
+    an empty or foreign file) plus ``fix``; torch's own advice to pass ``weights_only=False`` is never given."""
+    import pickle
+    import warnings
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # weights_only reads it anyway
+            with torch.serialization.safe_globals(list(allow)):
+                return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+            UnicodeDecodeError, AttributeError, TypeError, IndexError, KeyError) as exc:  # garbage: any of these
+        text = str(exc)
+        first = (text.strip().splitlines() or [type(exc).__name__])[0]
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if not head:
+            kind = "an empty file"
+        elif head != b"PK" and head[:1] != b"\x80":  # neither torch's zip archive nor a (legacy) pickle
+            kind = f"not a torch file (it starts with {head!r})"
+        elif "Weights only load failed" in text or found:
+            obj = f" ({found.group(1)})" if found else ""
+            kind = (f"a pickle that needs Python objects{obj}, not only tensors and plain data; videoact runs no "
+                    "code from a file")
+        elif "central directory" in text or "zip archive" in text or isinstance(exc, EOFError):
+            kind = "truncated or damaged (its archive is incomplete)"
+        else:
+            kind = f"not a torch file ({type(exc).__name__}: {first[:120]})"
+        raise CheckpointError(f"{path}: not a {what}: {kind}{fix}") from None
+
+
 def load_torch_checkpoint(path: str | Path, *, fmt: str, what: str | None = None,
                           make: str | None = None) -> dict[str, Any]:
     """A videoact checkpoint: ``torch.load(weights_only=True)`` (tensors and plain data only, no code runs) of a
     dict whose ``format`` is ``fmt``, a ``CHECKPOINT_KINDS`` name. A missing file or another format raises with the
     file, what it should hold and the command that writes one (the kind's ``what`` / ``make`` unless given)."""
-    import torch
-
     kind = CHECKPOINT_KINDS.get(fmt)
     what, make = what or kind.what, make or kind.make
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: {what} model not found (write one with `{make}`)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, what=f"videoact {what} checkpoint", fix=f"; write one with `{make}`")
     found = state.get("format") if isinstance(state, dict) else None
     if found != fmt:
         other = CHECKPOINT_KINDS.get(found) if isinstance(found, str) and found in CHECKPOINT_KINDS else None

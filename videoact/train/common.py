@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from videoact.annotations.store import atomic_torch_save
+from videoact.annotations.store import CheckpointError, atomic_torch_save, load_torch_file
 from videoact.config import ConfigError, doc, to_dict
 from videoact.devices import autocast, grad_scaler, resolve
 
@@ -128,11 +127,9 @@ def load_last(path: Path) -> dict[str, Any]:
     CLI prints it without a traceback)."""
     fix = "delete it or set resume: false to start again"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        # torch's own text would suggest weights_only=False, which is never the fix here
-        raise ConfigError(f"{path}: unreadable training checkpoint ({type(exc).__name__}: not a whole checkpoint "
-                          f"written by `videoact train`); {fix}") from None
+        state = load_torch_file(path, what="training checkpoint written by `videoact train`", fix=f"; {fix}")
+    except CheckpointError as exc:  # the CLI prints a ConfigError without a traceback (rc 2)
+        raise ConfigError(str(exc)) from None
     if not isinstance(state, dict) or not _LAST_KEYS <= state.keys() or not {"config", "resume_key"} & state.keys():
         raise ConfigError(f"{path}: not a last.pt written by `videoact train` (no model, optimizer, config, ...); "
                           f"{fix}")

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videoact.annotations.store import load_torch_file
 from videoact.annotations.tables import Tables
 from videoact.config import doc, fingerprint, to_dict
 from videoact.datasets.skeleton.untrimmed import UntrimmedBenchmark, UntrimmedSequence, load_untrimmed
@@ -415,7 +416,7 @@ def _encoder_kwargs(ref: str | None) -> dict[str, Any]:
         return {}
     from videoact.heads.recognition.skeleton import resolve_model
 
-    state = torch.load(resolve_model(ref), map_location="cpu", weights_only=True)
+    state = load_torch_file(resolve_model(ref), what="skeleton model")
     return {k: v for k, v in state["model_kwargs"].items() if k not in ("layout", "num_classes")}
 
 

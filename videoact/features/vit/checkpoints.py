@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 
+from videoact.annotations.store import load_torch_file
 from videoact.features.backbones import BACKBONES, PRETRAINED
 from videoact.features.vit.models import VideoViT, resize_pos_embed, sincos_table
 
@@ -89,17 +90,9 @@ def read_checkpoint(source: str | Path, *, cache_dir: str | Path | None = None) 
     path = _fetch(str(source), cache_dir)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # weights_only refuses pickled code objects: UnpicklingError and friends
-        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(exc))
-        reason = found.group(0) if found else (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ValueError(
-            f"{path}: not loadable with torch.load(weights_only=True) ({reason}). If you "
-            f"trust the file, re-save only its weights: python -c \"import torch; c = torch.load('{path}', "
-            f"weights_only=False); torch.save(c.get('state_dict', c.get('model', c)), 'weights.pth')\""
-        ) from exc
+    obj = load_torch_file(path, what="weights file", allow=[argparse.Namespace],
+                          fix="; with the code that made it, save only the weights: "
+                              "torch.save(model.state_dict(), 'weights.pth')")
     return unwrap_state_dict(obj, where=str(path))
 
 

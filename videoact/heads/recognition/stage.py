@@ -9,6 +9,7 @@ format of a model.pt (``rgb_recognition`` trainer: RGB).
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from videoact.pipeline import VideoContext, stage_errors
@@ -30,14 +31,12 @@ def model_input(ref: str) -> str:
 
     if models.is_model(ref):
         return "skeleton" if models.get_model(ref).task == "skeleton" else "rgb"
-    try:
-        import torch
+    from videoact.annotations.store import load_torch_file
+    from videoact.heads.recognition.clip import CHECKPOINT_FORMAT
 
-        from videoact.heads.recognition.clip import CHECKPOINT_FORMAT
-
-        state = torch.load(ref, map_location="cpu", weights_only=True)
-    except Exception:  # unreadable here: the skeleton loader reports it with the file name
+    if not Path(ref).is_file():  # builtin:NAME or a missing file: the skeleton loader says which
         return "skeleton"
+    state = load_torch_file(ref, what="recognition model (a model.pt written by `videoact train`, or a zoo name)")
     return "rgb" if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT else "skeleton"
 
 
