@@ -51,8 +51,9 @@ def score(backend: LLMBackend, samples: LTASamples, constraint: ActionConstraint
     acts = np.asarray([[c.actions for c in cands] for cands in out], dtype=np.int64)  # (S, K, Z, 2)
     pv, pn = acts[..., 0], acts[..., 1]
     nn = constraint.vocab.n_nouns
-    return {"verb": edit_distance(pv, samples.fut_verb), "noun": edit_distance(pn, samples.fut_noun),
-            "action": edit_distance(pv * nn + pn, samples.fut_verb * nn + samples.fut_noun),
+    return {"verb": edit_distance(pv, samples.fut_verb, layout="NKZ"),
+            "noun": edit_distance(pn, samples.fut_noun, layout="NKZ"),
+            "action": edit_distance(pv * nn + pn, samples.fut_verb * nn + samples.fut_noun, layout="NKZ"),
             "n": len(samples), "seconds": gen_s}
 
 

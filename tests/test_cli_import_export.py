@@ -51,10 +51,21 @@ def test_malformed_file_is_reported_with_file_and_line(shared_data: Path, tmp_pa
     vid, ts, x1, y1, x2, y2, *rest = lines[2].split(",")
     lines[2] = ",".join([vid, ts, x2, y1, x1, y2, *rest])  # x1 > x2 on line 3
     broken.write_text("\n".join(lines) + "\n")
-    out = _cli("import", "ava", str(broken), "-o", str(tmp_path / "d"))
+    out = _cli("import", "ava", str(broken), "-o", str(tmp_path / "d"), "--strict")
     assert out.returncode == 2
     assert "broken.csv:3" in out.stderr and "box order" in out.stderr
     assert "Traceback" not in out.stderr
+    # default: read as the official evaluator reads it, kept raw, one warning line with the count
+    out = _cli("import", "ava", str(broken), "-o", str(tmp_path / "d"))
+    assert out.returncode == 0, out.stderr
+    warned = [ln for ln in out.stderr.splitlines() if "broken.csv" in ln]
+    assert len(warned) == 1 and "1 reversed box(es)" in warned[0] and "--strict" in warned[0], out.stderr
+    # ... and scoring it as ground truth is refused with the reason (the reference raises on it), rc 2
+    pred = shared_data / "detection" / "ava" / "mmaction2_tests_eval_detection" / "pred.csv"
+    out = _cli("eval", "ava", "--gt", str(tmp_path / "d"), "--pred", str(pred))
+    assert out.returncode == 2 and "reversed box" in out.stderr and "source line 3" in out.stderr, out.stderr
+    out = _cli("eval", "ava", "--gt", str(tmp_path / "d"), "--pred", str(pred), "--strict")
+    assert out.returncode == 2 and "--strict" in out.stderr and "reversed_box" in out.stderr, out.stderr
     out = _cli("import", "no-such-format", str(broken), "-o", str(tmp_path / "e"))
     assert out.returncode == 2 and "unknown import format 'no-such-format'" in out.stderr
     out = _cli("import", "ava", str(broken), "-o", str(tmp_path / "f"), "-O", "colour=red")

@@ -32,12 +32,27 @@ def test_levenshtein_is_not_damerau() -> None:
     assert levenshtein([], [1, 2]) == 2 and levenshtein("kitten", "sitting") == 3
 
 
-def _reference_ed(preds: np.ndarray, labels: np.ndarray) -> float:
-    """lta_metrics.edit_distance: preds (N, Z, K) as the reference lays them out."""
-    import editdistance
+def _plain_levenshtein(a: list[int], b: list[int]) -> int:
+    """Textbook unit-cost Levenshtein (used where the ``editdistance`` package is not installed)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
 
+
+try:
+    from editdistance import eval as _lev
+except ImportError:  # pragma: no cover - the reference package is optional
+    _lev = _plain_levenshtein
+
+
+def _reference_ed(preds: np.ndarray, labels: np.ndarray) -> float:
+    """lta_metrics.edit_distance: preds (N, Z, K) as the reference lays them out, ``editdistance.eval``."""
     n, z, k = preds.shape
-    return float(np.mean([min(editdistance.eval(preds[i, :, j].tolist(), labels[i].tolist()) / z for j in range(k))
+    return float(np.mean([min(_lev(preds[i, :, j].tolist(), labels[i].tolist()) / z for j in range(k))
                           for i in range(n)]))
 
 
@@ -50,13 +65,45 @@ def _reference_aued(preds: np.ndarray, labels: np.ndarray) -> float:
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 5), st.integers(2, 8), st.integers(0, 10_000))
 def test_ed_and_aued_equal_the_reference_formula(n: int, k: int, z: int, seed: int) -> None:
-    pytest.importorskip("editdistance")
     rng = np.random.default_rng(seed)
     preds = rng.integers(0, 4, size=(n, k, z))
     labels = rng.integers(0, 4, size=(n, z))
-    ref_layout = preds.transpose(0, 2, 1)  # (N, Z, K)
-    assert edit_distance(preds, labels) == pytest.approx(_reference_ed(ref_layout, labels), abs=1e-12)
-    assert aued(preds, labels) == pytest.approx(_reference_aued(ref_layout, labels), abs=1e-12)
+    ref_layout = preds.transpose(0, 2, 1)  # (N, Z, K), Ego4D's layout and our default
+    assert edit_distance(ref_layout, labels) == pytest.approx(_reference_ed(ref_layout, labels), abs=1e-12)
+    assert aued(ref_layout, labels) == pytest.approx(_reference_aued(ref_layout, labels), abs=1e-12)
+    assert edit_distance(preds, labels, layout="NKZ") == pytest.approx(_reference_ed(ref_layout, labels), abs=1e-12)
+    assert aued(preds, labels, layout="NKZ") == pytest.approx(_reference_aued(ref_layout, labels), abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 6), st.integers(0, 10_000))
+def test_k_equal_z_reads_the_ego4d_layout_by_default(n: int, kz: int, seed: int) -> None:
+    """With K == Z both layouts fit: the default must be Ego4D's (N, Z, K), never a guess."""
+    rng = np.random.default_rng(seed)
+    ego4d = rng.integers(0, 3, size=(n, kz, kz))  # (N, Z, K)
+    labels = rng.integers(0, 3, size=(n, kz))
+    assert edit_distance(ego4d, labels) == pytest.approx(_reference_ed(ego4d, labels), abs=1e-12)
+    assert aued(ego4d, labels) == pytest.approx(_reference_aued(ego4d, labels), abs=1e-12)
+    # Ego4D's AUED squeezes labels (N, Z, 1)
+    assert aued(ego4d, labels[:, :, None]) == pytest.approx(_reference_aued(ego4d, labels), abs=1e-12)
+    nkz = ego4d.transpose(0, 2, 1)
+    assert edit_distance(nkz, labels, layout="NKZ") == pytest.approx(_reference_ed(ego4d, labels), abs=1e-12)
+
+
+def test_k_equal_z_issue_case_and_layout_errors() -> None:
+    """The issue's random case: an Ego4D-layout array read as (N, K, Z) gives another number."""
+    rng = np.random.default_rng(0)
+    ego4d = rng.integers(0, 3, size=(4, 5, 5))
+    labels = rng.integers(0, 3, size=(4, 5))
+    ref = _reference_ed(ego4d, labels)
+    assert edit_distance(ego4d, labels) == pytest.approx(ref, abs=1e-12)
+    misread = edit_distance(ego4d, labels, layout="NKZ")
+    assert misread == pytest.approx(_reference_ed(ego4d.transpose(0, 2, 1), labels), abs=1e-12)
+    # a shape that fits only the other layout names both layouts and the keyword
+    with pytest.raises(EvalError, match=r"\(N, Z, K\).*\(N, K, Z\).*layout='NKZ'"):
+        edit_distance(np.zeros((2, 3, 4), dtype=int), np.zeros((2, 4), dtype=int))
+    with pytest.raises(EvalError, match="layout must be"):
+        edit_distance(ego4d, labels, layout="KZ")
 
 
 def _gt(clip: str, verbs: list[int], nouns: list[int]) -> pd.DataFrame:

@@ -305,17 +305,73 @@ def test_malformed_csv_names_file_line_problem(
     new = ",".join(edit(_fields(src, line)))
     bad = _break_line(src, tmp_path / f"bad_{src.name}", line, new)
     with pytest.raises(FormatError) as exc:
-        import_annotations("ava", bad, kind="pred" if rel == PRED else "gt")
+        import_annotations("ava", bad, kind="pred" if rel == PRED else "gt", strict=True)
     msg = str(exc.value)
     assert f"bad_{src.name}:{line}:" in msg and problem in msg, msg
+    if problem != "wrong box order":  # the one problem the official reader accepts (see below)
+        with pytest.raises(FormatError, match=f"bad_{src.name}:{line}:"):
+            import_annotations("ava", bad, kind="pred" if rel == PRED else "gt")
 
 
-def test_unknown_label_with_a_label_map(shared_data: Path) -> None:
+def test_unknown_label_with_a_label_map_strict(shared_data: Path) -> None:
     """The real sample uses action 74, which its own action_list.txt does not list (line 7)."""
     with pytest.raises(FormatError) as exc:
-        import_annotations("ava", shared_data / SAMPLE, label_map=shared_data / SAMPLE_MAP)
+        import_annotations("ava", shared_data / SAMPLE, label_map=shared_data / SAMPLE_MAP, strict=True)
     msg = str(exc.value)
     assert "ava_sample.csv:7:" in msg and "unknown label 74" in msg and "action_list.txt" in msg, msg
+
+
+def test_unknown_label_is_kept_and_counted_by_default(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The official reader filters rows outside the label map (its keyframe stays annotated): the row is kept
+    with its id, a null label and ``attrs["lenient"]``; one warning line gives the count; export is unchanged."""
+    caplog.set_level("WARNING")
+    tables = import_annotations("ava", shared_data / SAMPLE, label_map=shared_data / SAMPLE_MAP)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and "ava_sample.csv" in msgs[0] and "1 row(s) with an action id outside the label map" \
+        in msgs[0] and "--strict" in msgs[0], msgs
+    b = tables.boxes
+    odd = b[b["label"].isna()]
+    assert len(b) == 8 and len(odd) == 1 and int(odd["label_id"].iloc[0]) == 74 and int(odd["seq"].iloc[0]) == 6
+    assert odd["flag"].isna().all() and "label_not_in_map" in odd["attrs"].iloc[0]
+    loaded = _through_store(tables, tmp_path / "store")
+    export_annotations("ava", loaded, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_bytes() == (shared_data / SAMPLE).read_bytes()
+
+
+def test_reversed_boxes_are_kept_raw_with_one_warning(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reversed boxes (the official evaluator reads them and they never match): values as written,
+    ``flag="lenient"``, one warning line per file with the count, byte-identical export; strict refuses."""
+    src = shared_data / PRED
+    lines = src.read_text().splitlines()
+    for no in (2, 5, 11):  # x reversed in 2 and 11, y in 5
+        f = lines[no - 1].split(",")
+        if no == 5:
+            f[3], f[5] = f[5], f[3]
+        else:
+            f[2], f[4] = f[4], f[2]
+        lines[no - 1] = ",".join(f)
+    bad = tmp_path / "rev_pred.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    caplog.set_level("WARNING")
+    tables = import_annotations("ava", bad, kind="pred")
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and "rev_pred.csv" in msgs[0] and "3 reversed box(es)" in msgs[0], msgs
+    b = tables.boxes.sort_values("seq")
+    rev = b[b["flag"] == "lenient"]
+    assert list(rev["seq"]) == [1, 4, 10]
+    assert (rev["x1"] > rev["x2"]).sum() == 2 and (rev["y1"] > rev["y2"]).sum() == 1
+    orig = lines[1].split(",")
+    assert rev.iloc[0][["x1", "x2"]].tolist() == [float(orig[2]), float(orig[4])]  # raw, not swapped back
+    loaded = _through_store(tables, tmp_path / "store")
+    assert (loaded.boxes["flag"] == "lenient").sum() == 3
+    export_annotations("ava", loaded, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_bytes() == bad.read_bytes()
+    with pytest.raises(FormatError, match=r"rev_pred\.csv:2: wrong box order"):
+        import_annotations("ava", bad, kind="pred", strict=True)
 
 
 def test_forcing_gt_on_a_prediction_file_fails_clearly(shared_data: Path) -> None:

@@ -294,10 +294,55 @@ def test_malformed_ground_truth_line(
     v, s, e = real.read_text().splitlines()[4].split()
     bad = _break(tmp_path, real, "HighJump_val.txt", 5, make(v, s, e))
     with pytest.raises(FormatError) as err:
-        import_thumos14(bad)
+        import_thumos14(bad, strict=True)
     msg = str(err.value)
     assert err.value.line == 5 and f"{bad}:5: " in msg
     assert problem.format(s=s, e=e) in msg
+    if case not in ("reversed", "negative"):  # the two the evalkit reads (see the lenient tests below)
+        with pytest.raises(FormatError, match=f"{bad}:5: "):
+            import_thumos14(bad)
+
+
+@pytest.mark.parametrize(
+    ("case", "make", "reason", "warning"),
+    [
+        ("reversed", lambda v, s, e: f"{v}  {e} {s}", ["reversed"], "1 reversed segment(s)"),
+        ("negative", lambda v, s, e: f"{v}  -{s} {e}", ["negative_time"], "1 row(s) with a negative time"),
+        ("both", lambda v, s, e: f"{v}  {e} -{s}", ["negative_time", "reversed"],
+         "1 reversed segment(s) (start > end; kept as written, the evalkit orders the ends); 1 row(s) with a negative"),
+    ],
+)
+def test_evalkit_readable_ground_truth_is_kept_raw(
+    th: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str, make: Callable[[str, str, str], str],
+    reason: list[str], warning: str,
+) -> None:
+    """Reversed and negative rows are kept exactly as written (``flag="lenient"``), one warning line per file,
+    and the file exports back byte for byte."""
+    real = th / "annotations_val" / "HighJump_val.txt"
+    v, s, e = real.read_text().splitlines()[4].split()
+    bad = _break(tmp_path, real, "HighJump_val.txt", 5, make(v, s, e))
+    caplog.set_level("WARNING")
+    t = import_thumos14(bad)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and str(bad) in msgs[0] and warning in msgs[0] and "--strict" in msgs[0], msgs
+    row = t.segments[t.segments["seq"] == 4].iloc[0]
+    start, end = (float(x) for x in make(v, s, e).split()[1:])
+    assert (row["t_start_s"], row["t_end_s"], row["flag"]) == (start, end, "lenient")
+    assert sorted(schema.loads_attrs(row["attrs"])["lenient"]) == sorted(reason)
+    assert (t.segments["flag"] == "lenient").sum() == 1
+    store.write_tables(tmp_path / "st", t, manifest={"import": {"meta": t.meta}})
+    out = export_thumos14(store.load(tmp_path / "st"), tmp_path / "out")
+    assert out[0].read_bytes() == bad.read_bytes()
+
+
+def test_lenient_ambiguous_row_keeps_its_flag(th: Path, tmp_path: Path) -> None:
+    real = th / "annotations_val" / "Ambiguous_val.txt"
+    v, s, e = real.read_text().splitlines()[0].split()
+    bad = _break(tmp_path, real, "Ambiguous_val.txt", 1, f"{v}  {e} {s}")
+    t = import_thumos14(bad)
+    row = t.segments[t.segments["seq"] == 0].iloc[0]
+    assert row["flag"] == "ambiguous" and schema.loads_attrs(row["attrs"])["lenient"] == ["reversed"]
+    assert (row["t_start_s"], row["t_end_s"]) == (float(e), float(s))
 
 
 def test_malformed_ground_truth_in_a_folder_names_the_file(th: Path, tmp_path: Path) -> None:
@@ -306,7 +351,8 @@ def test_malformed_ground_truth_in_a_folder_names_the_file(th: Path, tmp_path: P
     (tmp_path / "readme.txt").write_text("skipped\n")
     bad = _break(tmp_path, real, "Billiards_val.txt", 10, f"{v}  {e} {s}")
     with pytest.raises(FormatError, match=rf"{bad}:10: reversed segment"):
-        import_thumos14(tmp_path)
+        import_thumos14(tmp_path, strict=True)
+    assert (import_thumos14(tmp_path).segments["flag"] == "lenient").sum() == 1
 
 
 def test_unknown_class_with_class_list(th: Path, class_list: Path, tmp_path: Path) -> None:
@@ -324,7 +370,12 @@ def test_unknown_class_with_class_list(th: Path, class_list: Path, tmp_path: Pat
     path.write_text("\n".join(lines) + "\n")
     assert len(import_thumos14_results(path).segments) == 12
     with pytest.raises(FormatError, match=rf"{path}:3: unknown class id 8 \(not in the class list"):
-        import_thumos14_results(path, label_map=class_list)
+        import_thumos14_results(path, label_map=class_list, strict=True)
+    # the evalkit skips it with a warning: kept (null label, marked), dropped and counted by the evaluator
+    t = import_thumos14_results(path, label_map=class_list)
+    odd = t.segments[t.segments["label"].isna()]
+    assert len(t.segments) == 12 and len(odd) == 1 and int(odd["label_id"].iloc[0]) == 8
+    assert schema.loads_attrs(odd["attrs"].iloc[0])["lenient"] == ["unknown_class_id"]
 
 
 def test_bad_file_name_and_empty_folder(th: Path, tmp_path: Path) -> None:
@@ -359,8 +410,28 @@ def test_malformed_results_line(
     lines[6] = " ".join(make(lines[6].split()))
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(FormatError) as err:
-        import_thumos14_results(path)
+        import_thumos14_results(path, strict=True)
     assert err.value.line == 7 and str(err.value).startswith(f"{path}:7: ") and problem in str(err.value)
+
+
+def test_evalkit_sample_style_results_are_kept_raw(th: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Rows like the evalkit's own Run-2-det.txt (``-6.1 18.3``, ``18.8 4.9``, ``-9.8 -3.3``): kept as written, one
+    warning with both counts, value-identical export."""
+    path = tmp_path / "Run-x-det.txt"
+    path.write_text("video_validation_0000683 -6.1 18.3 7 0.496328\nvideo_validation_0000683 18.8 4.9 7 0.114401\n"
+                    "video_validation_0000687 -9.8 -3.3 7 0.407491\nvideo_validation_0000690 3.0 4.1 7 0.630590\n")
+    caplog.set_level("WARNING")
+    t = import_thumos14_results(path)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and "1 reversed segment(s)" in msgs[0] and "2 row(s) with a negative time" in msgs[0], msgs
+    seg = t.segments
+    assert list(seg["flag"].fillna("-")) == ["lenient", "lenient", "lenient", "-"]
+    assert seg[["t_start_s", "t_end_s"]].values.tolist() == [[-6.1, 18.3], [18.8, 4.9], [-9.8, -3.3], [3.0, 4.1]]
+    store.write_tables(tmp_path / "st", t, manifest={"import": {"meta": t.meta}})
+    out = export_thumos14_results(store.load(tmp_path / "st"), tmp_path / "out.txt")[0]
+    assert _parse(out) == _parse(path)
+    with pytest.raises(FormatError, match=rf"{path}:1: negative start time -6.1"):
+        import_thumos14_results(path, strict=True)
 
 
 @pytest.mark.parametrize(

@@ -87,8 +87,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if unknown:
         takes = [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
         raise CLIError(f"`videoact eval {args.task}` does not take {unknown}; it takes {takes}")
-    gt = load_input(args.task, args.gt, "gt", args.label_map)
-    pred = load_input(args.task, args.pred, "pred", args.label_map)
+    gt = load_input(args.task, args.gt, "gt", args.label_map, strict=args.strict)
+    pred = load_input(args.task, args.pred, "pred", args.label_map, strict=args.strict)
     try:
         result = evaluate(args.task, gt, pred, **options)
     except EvalError as exc:
@@ -117,6 +117,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     for name in ("label_map", "kind", "dataset", "source"):
         if getattr(args, name) is not None:
             options[name] = Path(getattr(args, name)) if name == "label_map" else getattr(args, name)
+    if args.strict:  # a format without a lenient reading has nothing for --strict to refuse
+        import inspect
+
+        from videoact.annotations.formats import get_importer, list_importers
+
+        if args.format in list_importers() and "strict" in inspect.signature(get_importer(args.format)).parameters:
+            options["strict"] = True
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not args.append:
         raise CLIError(f"{out}: directory is not empty; choose a new one or pass --append to add to it")
@@ -415,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, metavar="PATH", help="predictions: a run/import directory or a file")
     e.add_argument("--label-map", metavar="PATH", help="label map (e.g. AVA pbtxt)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--strict", action="store_true",
+                   help="refuse rows the official tool scores but the tables forbid (reversed boxes/segments, "
+                        "negative times, AVA ids outside the label map) instead of keeping them with a warning")
     e.add_argument("--variant", help="reference behaviour: ava official|mmaction2; tad activitynet|mmaction2|"
                                      "thumos14_evalkit (default: the official one)")
     e.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -444,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dataset", help="dataset name recorded in the tables")
     i.add_argument("--source",
                    help="value of the source column (default: ground_truth:<dataset> / predictions:<file>)")
+    i.add_argument("--strict", action="store_true",
+                   help="refuse rows the official tool accepts but the tables forbid (reversed boxes/segments, "
+                        "negative times, AVA ids outside the label map); default: keep them with one warning")
     i.add_argument("--append", action="store_true",
                    help="add to an existing directory (e.g. a label map next to its csv)")
     i.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE", help="format option")

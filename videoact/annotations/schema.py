@@ -48,8 +48,23 @@ PER_VIDEO_TABLES: tuple[str, ...] = ("videos", "segments", "boxes", "skeletons",
 SEGMENT_TASKS = ("recognition", "localization", "segmentation")
 BOX_TASKS = ("detection", "proposal")
 # Flags on rows that carry no ordinary annotation: AVA keyframes with no action (2-column rows),
-# AVA excluded timestamps, THUMOS14 "Ambiguous" segments.
-FLAGS = ("empty", "excluded", "ambiguous")
+# AVA excluded timestamps, THUMOS14 "Ambiguous" segments; "lenient" marks a row that an official
+# evaluator accepts although it breaks the rules below (reversed box corners or segment ends, negative
+# times): its values are kept exactly as written, ``attrs["lenient"]`` lists the reasons, and each
+# evaluator treats it as its official tool does (``docs/evaluation.md``). A THUMOS14 Ambiguous row keeps
+# its own flag and carries only ``attrs["lenient"]``.
+FLAGS = ("empty", "excluded", "ambiguous", "lenient")
+LENIENT = "lenient"
+
+
+def lenient_rows(df: pd.DataFrame) -> pd.Series:
+    """Rows kept as an official tool reads them: ``flag="lenient"`` or an ``attrs["lenient"]`` entry."""
+    mask = df["flag"] == LENIENT if "flag" in df.columns else pd.Series(False, index=df.index)
+    mask = mask.fillna(False).astype(bool)
+    if "attrs" in df.columns:
+        text = df["attrs"].astype("string")
+        mask |= text.str.contains('"lenient"', regex=False).fillna(False).astype(bool)
+    return mask
 
 
 class AnnotationError(ValueError):
@@ -297,10 +312,12 @@ def _check_attrs(df: pd.DataFrame, where: str, table: str) -> None:
             raise AnnotationError(f"{where}: {table} row {i}: attrs must be a JSON object, got {v!r}")
 
 
-def _check_time(df: pd.DataFrame, where: str, table: str, cols: list[str]) -> None:
+def _check_time(df: pd.DataFrame, where: str, table: str, cols: list[str],
+                lenient: pd.Series | None = None) -> None:
     for c in cols:
         _require(df, ~np.isfinite(df[c]) & df[c].notna(), where, table, f"{c} is not finite")
-        _require(df, df[c] < 0, where, table, f"{c} is negative")
+        negative = df[c] < 0
+        _require(df, negative if lenient is None else negative & ~lenient, where, table, f"{c} is negative")
 
 
 def _check_videos(df: pd.DataFrame, where: str) -> None:
@@ -311,8 +328,9 @@ def _check_videos(df: pd.DataFrame, where: str) -> None:
 
 def _check_segments(df: pd.DataFrame, where: str) -> None:
     _require(df, ~df["task"].isin(SEGMENT_TASKS), where, "segments", f"task must be one of {SEGMENT_TASKS}")
-    _check_time(df, where, "segments", ["t_start_s", "t_end_s"])
-    _require(df, df["t_end_s"] < df["t_start_s"], where, "segments",
+    lenient = lenient_rows(df)
+    _check_time(df, where, "segments", ["t_start_s", "t_end_s"], lenient)
+    _require(df, (df["t_end_s"] < df["t_start_s"]) & ~lenient, where, "segments",
              "reversed segment: t_end_s < t_start_s (swap the two times)")
     _require(df, df["frame_end"] < df["frame_start"], where, "segments", "frame_end < frame_start")
     _require(df, df["fps"] <= 0, where, "segments", "fps must be positive")
@@ -333,7 +351,7 @@ def _check_boxes(df: pd.DataFrame, where: str) -> None:
     _require(df, df["flag"].notna() & ~df["flag"].isin(FLAGS), where, "boxes", f"flag must be one of {FLAGS}")
     outside = ((box < 0) | (box > 1)).any(axis=1)
     _require(df, outside, where, "boxes", "box coordinates must be normalised to [0, 1]")
-    _require(df, (df["x2"] < df["x1"]) | (df["y2"] < df["y1"]), where, "boxes",
+    _require(df, ((df["x2"] < df["x1"]) | (df["y2"] < df["y1"])) & ~lenient_rows(df), where, "boxes",
              "box corners in the wrong order (need x1 <= x2 and y1 <= y2)")
     _require(df, ~np.isfinite(df["score"]), where, "boxes", "score is not finite")
     _check_attrs(df, where, "boxes")

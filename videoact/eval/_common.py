@@ -43,15 +43,39 @@ def voc_ap(precision: np.ndarray, recall: np.ndarray) -> float:
     return float(np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx]))
 
 
+def matlab_colon(a: float, d: float, b: float) -> np.ndarray:
+    """MATLAB's ``a:d:b`` for ``d > 0``, element for element (the symmetric algorithm of its ``colon``).
+
+    ``n = floor((b - a) / d + tol)`` intervals; the first half is ``a + k*d``, the second half
+    ``b - (n - k)*d``, and for even ``n`` the middle element is ``(a + b) / 2`` (MathWorks'
+    ``colonop.m`` description, also FreeMat's "symmetric algorithm").
+    """
+    tol = 2.0 * np.finfo(float).eps * max(abs(a), abs(b))
+    n = int(np.floor((b - a) / d + tol))
+    if n < 0:
+        return np.zeros(0)
+    out = np.empty(n + 1)
+    k = np.arange(n // 2 + 1)
+    out[k] = a + k * d
+    out[n - k] = b - k * d
+    if n % 2 == 0:
+        out[n // 2] = (a + b) / 2
+    return out
+
+
 def eleven_point_ap(precision: np.ndarray, recall: np.ndarray) -> float:
     """11-point interpolated AP of the THUMOS14 evalkit (``TH14eventdetpr.m`` ``prap``).
 
     ``mean over t in 0:0.1:1 of max(prec[rec >= t])`` (0 where no recall reaches ``t``).
+
+    The grid is MATLAB's ``0:0.1:1`` (``matlab_colon``): its upper half is computed down from 1, so it
+    holds exactly 0.6 and 0.7, where ``np.arange(0, 1.1, 0.1)`` has 0.6000000000000001 and
+    0.7000000000000001 (a recall of exactly 3/5 or 7/10 then misses a grid point).
     """
     precision = np.asarray(precision, dtype=np.float64)
     recall = np.asarray(recall, dtype=np.float64)
     ap = 0.0
-    for t in np.arange(0.0, 1.1, 0.1):  # MATLAB 0:0.1:1 (same 11 doubles)
+    for t in matlab_colon(0.0, 0.1, 1.0):
         sel = precision[recall >= t]
         ap += (float(sel.max()) if sel.size else 0.0) / 11.0
     return ap

@@ -10,7 +10,13 @@ Two named variants (``../shared/specs/evaluation.md`` §1):
       keyframe are ignored (counted in ``counts["pred_keyframes_not_in_gt"]``);
     * per keyframe, the **top 50 detections by score, pooled over classes**, kept with the reference's
       min-heap (ties resolved exactly as it does), then sorted by descending score;
-    * detections with an empty box (``x1 >= x2`` or ``y1 >= y2``) are removed before matching;
+    * detections with an empty box (``x1 >= x2`` or ``y1 >= y2``, reversed boxes included: the
+      importer keeps them as written with ``flag="lenient"``) are removed before matching, after the
+      top-50 cap (``per_image_evaluation._remove_invalid_boxes``), so they are neither TP nor FP
+      (counted in ``counts["pred_rows_empty_box"]``, reversed ones also in ``["pred_reversed_boxes"]``);
+      a reversed ground-truth box of an evaluated class raises ``EvalError``: the reference's
+      ``np_box_list.BoxList`` raises ``ValueError`` on it (as soon as a detection of its class is on
+      its keyframe; we refuse it always);
     * per keyframe and class, greedy matching in score order: ``argmax`` IoU (no +1) against the
       ground truth; TP when ``IoU >= 0.5`` and that box is not matched yet, otherwise FP -- **no fallback
       to the second-best box**;
@@ -25,7 +31,8 @@ Two named variants (``../shared/specs/evaluation.md`` §1):
 ``mmaction2`` -- open-mmlab/mmaction2 ``mmaction/evaluation/functional/ava_utils.py::ava_eval`` (with
     ``ignore_empty_frames=True``), which differs in exactly these ways:
 
-    * no top-50 cap and no removal of empty boxes;
+    * no top-50 cap and no removal of empty boxes (a zero-width box is an FP); a **reversed** box on a
+      scored keyframe raises ``EvalError``, as ``np_box_list.BoxList`` raises ``ValueError`` there;
     * only keyframes that hold a label-map ground-truth box are scored (2-column rows and keyframes
       whose boxes are all outside the label map do not make detections there false positives);
     * mAP averages only the classes that appear among the scored detections: a class with ground
@@ -43,9 +50,14 @@ Both report the three sub-mAPs of mmaction2 (``person_movement``: id <= 14, ``ob
 Classes come from the ``labels`` table of the ground truth (else of the predictions) in the label
 space of the ground-truth boxes (``ava`` by default); without one, every class that has a
 ground-truth box is evaluated. Rows of classes outside it are dropped, as the official whitelist
-does, and counted. Bad input is never scored silently: boxes outside [0, 1] or reversed raise (table
-validation), detections without an action id raise, exact duplicate rows raise unless
-``duplicates="drop" | "keep"``, and an empty ground truth or prediction table raises.
+does, and counted. Bad input is never scored silently: boxes outside [0, 1] raise (table
+validation), reversed detections are counted (``counts["pred_reversed_boxes"]``; ``mmaction2`` raises
+on those of scored keyframes, as its ``BoxList`` does), reversed ground-truth boxes raise,
+detections without an action id raise, exact duplicate rows raise unless ``duplicates="drop" |
+"keep"``, and an empty ground truth or prediction table raises, as does ground truth without a box of
+an evaluated class and (``mmaction2``) predictions without a detected ground-truth class. Predictions
+that hold rows but none of an evaluated class score a documented 0.0 in ``official`` (every class with
+ground truth counts 0).
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from videoact.annotations.schema import LENIENT
 from videoact.annotations.tables import Tables
 from videoact.eval._common import (
     EvalError,
@@ -134,6 +147,15 @@ def _read(df: pd.DataFrame, whitelist: set[int], capacity: int, key: Callable[[s
     return {k: sorted(v, key=lambda e: -e[0]) for k, v in entries.items()}
 
 
+def _gt_order_score(gt_rows: pd.DataFrame) -> pd.Series:
+    """What both references read as a ground-truth row's "score": col8, the person id (1.0 without one).
+
+    It fixes the order of a keyframe's boxes (heap / list, then sort by -score), hence which of two
+    equally good boxes ``argmax`` picks.
+    """
+    return pd.to_numeric(gt_rows["actor_id"], errors="coerce").astype(float).fillna(1.0)
+
+
 def _tp_fp(det: np.ndarray, gt: np.ndarray, thr: float) -> np.ndarray:
     """Greedy matching in the given (score) order: argmax IoU, TP if >= thr and still free; no fallback."""
     tp = np.zeros(len(det), dtype=bool)
@@ -169,7 +191,7 @@ def _score_classes(scores: dict[int, list[np.ndarray]], tps: dict[int, list[np.n
 
 def _official(gt_rows: pd.DataFrame, gt_keys: set[tuple[str, str]], pred_rows: pd.DataFrame, whitelist: set[int],
               thr: float, counts: dict[str, int], capacity: int) -> tuple[dict[int, float], list[int]]:
-    gt = _read(gt_rows, whitelist, 0, _key_official, use_heap=True)
+    gt = _read(gt_rows.assign(score=_gt_order_score(gt_rows)), whitelist, 0, _key_official, use_heap=True)
     det = _read(pred_rows, whitelist, capacity, _key_official, use_heap=True)
     n_gt: dict[int, int] = defaultdict(int)
     for entries in gt.values():
@@ -205,7 +227,7 @@ def _official(gt_rows: pd.DataFrame, gt_keys: set[tuple[str, str]], pred_rows: p
 
 def _mmaction2(gt_rows: pd.DataFrame, pred_rows: pd.DataFrame, whitelist: set[int], excluded: set[tuple[str, str]],
                thr: float, counts: dict[str, int]) -> tuple[dict[int, float], list[int]]:
-    gt = _read(gt_rows, whitelist, 0, _key_mmaction2, use_heap=False)
+    gt = _read(gt_rows.assign(score=_gt_order_score(gt_rows)), whitelist, 0, _key_mmaction2, use_heap=False)
     det = _read(pred_rows, whitelist, 0, _key_mmaction2, use_heap=False)
     n_gt: dict[int, int] = defaultdict(int)
     for entries in gt.values():
@@ -222,6 +244,12 @@ def _mmaction2(gt_rows: pd.DataFrame, pred_rows: pd.DataFrame, whitelist: set[in
         sc = np.array([e[0] for e in d], dtype=np.float32)
         g_arr = np.array([e[2:] for e in g], dtype=np.float32).reshape(-1, 4)
         g_lab = np.array([e[1] for e in g], dtype=int)
+        reversed_ = (arr[:, 0] > arr[:, 2]) | (arr[:, 1] > arr[:, 3])
+        if reversed_.any():  # np_box_list.BoxList(bbox) raises ValueError("Invalid box data ...") there
+            i = int(np.flatnonzero(reversed_)[0])
+            raise EvalError(f"predictions: {int(reversed_.sum())} reversed box(es) on keyframe {','.join(k)}, "
+                            f"e.g. [y1, x1, y2, x2] = {arr[i].tolist()}: mmaction2's ava_eval raises on them "
+                            "(np_box_list.BoxList 'Invalid box data'); the official variant drops them")
         for c in np.unique(lab):
             m = lab == c
             scores[int(c)].append(sc[m])
@@ -271,7 +299,7 @@ def evaluate_ava(
     require_rows(gb, "ground truth", "AVA detection boxes")
     counts: dict[str, int] = {}
     excluded_rows = gb[gb["flag"] == "excluded"]
-    boxed = gb[gb["flag"].isna() | (gb["flag"] == "empty")]
+    boxed = gb[gb["flag"].isna() | gb["flag"].isin(["empty", LENIENT])]
     gt_rows = boxed[boxed["x1"].notna()]
     if gt_rows["label_id"].isna().any():
         row = gt_rows[gt_rows["label_id"].isna()].iloc[0]
@@ -292,6 +320,21 @@ def evaluate_ava(
     counts["pred_rows_not_in_label_map"] = int((~pred_rows["label_id"].isin(list(whitelist))).sum())
     counts["gt_boxes"] = len(gt_rows) - counts["gt_rows_not_in_label_map"]
     counts["pred_rows"] = len(pred_rows)
+    gt_rev = ((gt_rows["x1"] > gt_rows["x2"]) | (gt_rows["y1"] > gt_rows["y2"])) & \
+        gt_rows["label_id"].isin(list(whitelist))
+    if gt_rev.any():  # the reference's np_box_list.BoxList(groundtruth_boxes) raises ValueError on them
+        row = gt_rows[gt_rev].iloc[0]
+        line = "" if pd.isna(row["seq"]) else f" (source line {int(row['seq']) + 1})"
+        raise EvalError(f"ground truth: {int(gt_rev.sum())} reversed box(es) (x1 > x2 or y1 > y2), e.g. "
+                        f"{row['video_id']} at t={row['t_s']:g}{line}: {row['x1']:g},{row['y1']:g},"
+                        f"{row['x2']:g},{row['y2']:g}; the official evaluator raises on them "
+                        "(np_box_list.BoxList 'Invalid box data'): fix the ground truth")
+    counts["pred_reversed_boxes"] = int(((pred_rows["x1"] > pred_rows["x2"]) |
+                                         (pred_rows["y1"] > pred_rows["y2"])).sum())
+    if counts["gt_boxes"] == 0:
+        raise EvalError(f"ground truth: no boxes of the evaluated classes ({len(gt_rows)} box row(s), "
+                        f"{counts['gt_rows_not_in_label_map']} outside the label map, "
+                        f"{int((boxed['x1'].isna()).sum())} empty keyframe(s)): nothing to score")
 
     key = _key_official if variant == "official" else _key_mmaction2
     excluded = {key(v, t) for v, t in zip(excluded_rows["video_id"], excluded_rows["t_s"], strict=True)}
@@ -313,6 +356,9 @@ def evaluate_ava(
     else:
         aps, in_mean = _mmaction2(gt_rows, pred_rows, whitelist, excluded, iou_threshold, counts)
     valid = {c: aps[c] for c in in_mean if not np.isnan(aps[c])}
+    if not valid:  # mmaction2 averages only detected classes: none -> no number, not a silent null
+        raise EvalError(f"predictions: no detection of a ground-truth class on a scored keyframe "
+                        f"({variant} variant averages over detected classes only): nothing to average")
     per_class = {names[c]: (aps[c] if c in aps else None) for c in sorted(names)}
     result = {
         "task": TASK,

@@ -33,9 +33,23 @@ number of zero-length segments is reported in ``counts``. The official script al
 ``subset="validation"`` for the first (``videos.split`` holds the subset); the second needs the
 network and is not done.
 
+Rows kept as the official tools read them (``flag="lenient"``: reversed ends, negative times, as the
+``thumos14`` importers keep them; counted in ``counts["gt_lenient_rows"]`` / ``["pred_lenient_rows"]``)
+are scored with their raw values: ``thumos14_evalkit`` orders each interval's ends (min/max, as
+``intervaloverlapvalseconds.m``), ``activitynet`` / ``mmaction2`` apply their ``segment_iou`` formula to
+the raw ends (a reversed prediction has a clipped-to-zero intersection, so it is an FP; a reversed
+ground-truth segment is never matched). Results rows whose class id is not in the class list
+(``attrs["lenient"]`` holds ``"unknown_class_id"``) are dropped, as the evalkit skips them, and
+counted in ``counts["pred_rows_unknown_class_id"]``.
+
+The evalkit's thresholds ``.1:.1:.5`` and its 11-point recall grid ``0:0.1:1`` are MATLAB colon ranges,
+built with ``matlab_colon`` (the grid holds exactly 0.6 and 0.7, unlike ``np.arange``). As in
+``TH14eventdetpr.m``, all true positives are concatenated before all false positives and then sorted
+stably by confidence, so a TP ranks before an FP of equal confidence.
+
 Bad input: predictions of classes the ground truth does not have raise (the reference raises a
-``KeyError``) unless ``unknown_labels="drop"`` (dropped and counted); reversed segments raise (table
-validation); exact duplicate rows raise unless ``duplicates="drop" | "keep"``; empty tables raise.
+``KeyError``) unless ``unknown_labels="drop"`` (dropped and counted); exact duplicate rows raise unless
+``duplicates="drop" | "keep"``; empty tables raise.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from videoact.annotations.schema import LENIENT, lenient_rows
 from videoact.annotations.tables import Tables
 from videoact.eval._common import (
     EvalError,
@@ -54,6 +69,7 @@ from videoact.eval._common import (
     handle_duplicates,
     interval_iou,
     jsonable,
+    matlab_colon,
     ordered,
     pick_variant,
     require_rows,
@@ -67,7 +83,7 @@ TASK = "tad"
 THRESHOLD_PRESETS: dict[str, np.ndarray] = {
     "activitynet": np.linspace(0.5, 0.95, 10),
     "thumos14": np.linspace(0.3, 0.7, 5),
-    "thumos14_evalkit": np.array([0.1, 0.2, 0.3, 0.4, 0.5]),
+    "thumos14_evalkit": matlab_colon(0.1, 0.1, 0.5),  # TH14evaldet.m overlapthreshall=.1:.1:.5
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "activitynet": {"thresholds": "activitynet", "iou_dtype": np.float64, "stable": False,
@@ -170,8 +186,8 @@ def _evalkit_class(gt_c: pd.DataFrame, pred_c: pd.DataFrame, amb: pd.DataFrame, 
         in_amb = np.array([bool(len(a)) and bool((hull_overlap(s, a) > 0).any()) for s in segs], dtype=bool)
         det_by[str(v)] = (segs, d["score"].to_numpy(np.float64), in_amb)
     for t, thr in enumerate(thresholds):
-        confs: list[np.ndarray] = []
-        labels: list[np.ndarray] = []
+        tp_confs: list[np.ndarray] = []
+        fp_confs: list[np.ndarray] = []
         for vid in videos:
             if vid not in det_by:
                 continue
@@ -188,12 +204,14 @@ def _evalkit_class(gt_c: pd.DataFrame, pred_c: pd.DataFrame, amb: pd.DataFrame, 
             if t == 0:
                 counts["pred_removed_ambiguous_at_first_threshold"] = (
                     counts.get("pred_removed_ambiguous_at_first_threshold", 0) + int((free & in_amb).sum()))
-            keep_tp, keep_fp = ~free, free & ~in_amb
-            confs += [d_conf[keep_tp], d_conf[keep_fp]]
-            labels += [np.ones(int(keep_tp.sum())), np.zeros(int(keep_fp.sum()))]
-        conf = np.concatenate(confs)
+            tp_confs.append(d_conf[~free])
+            fp_confs.append(d_conf[free & ~in_amb])
+        # conf = [tpconf fpconf]: every TP (video by video) before every FP, then a stable sort, so a TP
+        # ranks before an FP of the same confidence whatever their videos
+        conf = np.concatenate([*tp_confs, *fp_confs])
+        n_tp = sum(len(c) for c in tp_confs)
         order = np.argsort(-conf, kind="stable")
-        tp = np.concatenate(labels)[order]
+        tp = (np.arange(len(conf)) < n_tp).astype(float)[order]
         ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
         if not ctp.size or ctp[-1] == 0:
             continue  # no TP: AP 0
@@ -240,8 +258,14 @@ def evaluate_detection(
         counts["gt_rows_outside_subset"] = int((~gs["video_id"].isin(list(vids))).sum())
         gs = gs[gs["video_id"].isin(list(vids))].reset_index(drop=True)
     amb = gs[gs["flag"] == "ambiguous"]
-    gs = gs[gs["flag"].isna()].reset_index(drop=True)
-    ps = ps[ps["flag"].isna()].reset_index(drop=True)
+    counts["gt_lenient_rows"] = int(lenient_rows(gs).sum())
+    counts["pred_lenient_rows"] = int(lenient_rows(ps).sum())
+    gs = gs[gs["flag"].isna() | (gs["flag"] == LENIENT)].reset_index(drop=True)
+    ps = ps[ps["flag"].isna() | (ps["flag"] == LENIENT)].reset_index(drop=True)
+    # results rows whose class id the class list lacks: the evalkit skips them (with a warning)
+    skipped = ps["attrs"].astype("string").str.contains('"unknown_class_id"', regex=False).fillna(False)
+    counts["pred_rows_unknown_class_id"] = int(skipped.astype(bool).sum())
+    ps = ps[~skipped.astype(bool).to_numpy()].reset_index(drop=True)
     require_rows(gs, "ground truth", "temporal detection (task='localization')")
     require_rows(ps, "predictions", "temporal detection (task='localization')")
     col = class_column(gs, ps, ("label", "label_id"),

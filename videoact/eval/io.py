@@ -33,19 +33,19 @@ def is_table_dir(path: Path) -> bool:
                               any((path / name).is_dir() for name in schema.TABLE_NAMES))
 
 
-def _native(task: str, path: Path, role: str, label_map: Path | None) -> Tables:
+def _native(task: str, path: Path, role: str, label_map: Path | None, strict: bool = False) -> Tables:
     suffix = path.suffix.lower()
     if task == "ava":
-        tables = import_annotations("ava", path, kind=role)
+        tables = import_annotations("ava", path, kind=role, strict=strict)
         if label_map is not None:
             tables = Tables.concat([tables, import_annotations("ava-labelmap", label_map)])
         return tables
     if task == "tad":
         if path.is_dir():
-            return import_annotations("thumos14", path, class_list=label_map)
+            return import_annotations("thumos14", path, class_list=label_map, strict=strict)
         if suffix == ".json":
             return import_annotations("activitynet", path, kind=role, class_list=label_map)
-        return import_annotations("thumos14-results", path, class_list=label_map)
+        return import_annotations("thumos14-results", path, class_list=label_map, strict=strict)
     if task == "lta":
         fmt = "ego4d-lta" if role == "gt" else "ego4d-lta-submission"
         return import_annotations(fmt, path, taxonomy=label_map)
@@ -60,8 +60,29 @@ def _native(task: str, path: Path, role: str, label_map: Path | None) -> Tables:
     raise EvalError(f"unknown evaluation task {task!r}")
 
 
-def load_input(task: str, path: str | Path, role: str, label_map: str | Path | None = None) -> Tables:
-    """The tables of ``path`` for ``task``; ``role`` is ``gt`` or ``pred``."""
+def _refuse_lenient(path: Path, tables: Tables) -> None:
+    """``--strict`` on a table directory: refuse rows kept as an official tool reads them."""
+    for name in ("boxes", "segments"):
+        df = getattr(tables, name)
+        if not len(df):
+            continue
+        bad = schema.lenient_rows(df)
+        if bad.any():
+            row = df[bad].iloc[0]
+            why = schema.loads_attrs(row["attrs"]).get("lenient", [])
+            line = "" if row["seq"] is None or row["seq"] != row["seq"] else f", source line {int(row['seq']) + 1}"
+            raise EvalError(f"{path}: --strict: {int(bad.sum())} {name} row(s) kept as the official tool reads "
+                            f"them, e.g. {row['video_id']} ({row['source']}{line}): {', '.join(why)}")
+
+
+def load_input(task: str, path: str | Path, role: str, label_map: str | Path | None = None,
+               strict: bool = False) -> Tables:
+    """The tables of ``path`` for ``task``; ``role`` is ``gt`` or ``pred``.
+
+    ``strict`` refuses rows that the official tool scores but the tables' rules forbid (reversed boxes
+    or segments, negative times): native files raise ``FormatError`` at the line, table directories
+    ``EvalError`` naming a row.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -70,8 +91,10 @@ def load_input(task: str, path: str | Path, role: str, label_map: str | Path | N
         tables = store.load(path)
         if lm is not None and task == "ava" and not len(tables.labels):
             tables = Tables.concat([tables, import_annotations("ava-labelmap", lm)])
+        if strict:
+            _refuse_lenient(path, tables)
     else:
-        tables = _native(task, path, role, lm)
+        tables = _native(task, path, role, lm, strict)
     if not len(tables) - len(tables.labels):
         raise EvalError(f"{path}: no annotation rows ({'ground truth' if role == 'gt' else 'predictions'} is empty)")
     return tables

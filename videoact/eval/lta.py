@@ -3,7 +3,7 @@
 Follows EGO4D/forecasting ``ego4d_forecasting/evaluation/lta_metrics.py`` (``../shared/specs/evaluation.md``
 §3)::
 
-    ED(preds[N, K, Z], labels[N, Z]) = mean_n  min_k  Levenshtein(preds[n, k], labels[n]) / Z
+    ED(preds[N, Z, K], labels[N, Z]) = mean_n  min_k  Levenshtein(preds[n, :, k], labels[n]) / Z
     AUED = trapz([ED(preds[..., :z], labels[:, :z]) for z = 1..Z]) / (Z - 1)
 
 * Levenshtein is unit-cost, no transpositions (what ``editdistance.eval`` computes, despite the
@@ -13,6 +13,10 @@ Follows EGO4D/forecasting ``ego4d_forecasting/evaluation/lta_metrics.py`` (``../
   matches only when verb and noun both match (not AntGPT's element-wise ``verb + noun`` sum).
 * The targets of a forecast anchored at action ``i`` of a clip are the next Z annotated actions of
   that clip in ``action_idx`` order (``ptv_dataset_helper.clip_forecasting_dataset``).
+
+``edit_distance``, ``aued`` and ``ed_curve`` take ``preds`` in Ego4D's layout (N, Z, K) by default, as
+``lta_metrics.edit_distance`` / ``AUED`` (and AntGPT's copies) do; ``layout="NKZ"`` takes (N, K, Z) (the
+forecasts grid, as ``evaluate_lta`` passes it). The layout is never guessed: with K == Z both fit.
 
 These functions are the one implementation; the anticipation head reports the same numbers with them.
 
@@ -37,21 +41,44 @@ TASK = "lta"
 HEADS = ("verb", "noun", "action")
 
 
-def _shapes(preds: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+LAYOUTS = ("NZK", "NKZ")
+
+
+def _shapes(preds: np.ndarray, labels: np.ndarray, layout: str = "NZK") -> tuple[np.ndarray, np.ndarray]:
+    """``(preds (N, K, Z), labels (N, Z))`` from ``preds`` in ``layout`` (Ego4D's (N, Z, K) by default)."""
+    if layout not in LAYOUTS:
+        raise EvalError(f"layout must be 'NZK' (Ego4D lta_metrics, the default) or 'NKZ', got {layout!r}")
     preds = np.asarray(preds)
     labels = np.asarray(labels)
-    if preds.ndim == 2:  # K = 1
-        preds = preds[:, None, :]
-    if preds.ndim != 3 or labels.ndim != 2 or preds.shape[0] != labels.shape[0] or preds.shape[2] != labels.shape[1]:
-        raise EvalError(f"edit distance needs preds (N, K, Z) and labels (N, Z), got {preds.shape} and {labels.shape}")
+    if labels.ndim == 3 and labels.shape[2] == 1:  # Ego4D AUED squeezes labels (N, Z, 1)
+        labels = labels[:, :, 0]
+    if preds.ndim == 2:  # K = 1: (N, Z) in either layout
+        preds = preds[:, :, None] if layout == "NZK" else preds[:, None, :]
+    z_axis = 1 if layout == "NZK" else 2
+    if preds.ndim != 3 or labels.ndim != 2 or preds.shape[0] != labels.shape[0] or \
+            preds.shape[z_axis] != labels.shape[1]:
+        other = 3 - z_axis
+        hint = ""
+        if preds.ndim == 3 and labels.ndim == 2 and preds.shape[0] == labels.shape[0] and \
+                preds.shape[other] == labels.shape[1]:
+            hint = f"; these preds fit layout={LAYOUTS[other - 1]!r}, pass it if that is what they are"
+        raise EvalError(f"edit distance needs preds (N, Z, K) (layout='NZK', Ego4D lta_metrics, the default) or "
+                        f"(N, K, Z) (layout='NKZ') and labels (N, Z); got preds {preds.shape} and labels "
+                        f"{labels.shape} with layout={layout!r}{hint}")
+    if layout == "NZK":
+        preds = preds.transpose(0, 2, 1)
     if preds.shape[0] == 0 or preds.shape[1] == 0 or labels.shape[1] == 0:
         raise EvalError("edit distance needs at least one sample, one candidate and one step")
     return preds, labels
 
 
-def ed_curve(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``[ED@1, ..., ED@Z]``: for each z, mean over samples of min over K of Lev(prefix z) / z."""
-    preds, labels = _shapes(preds, labels)
+def ed_curve(preds: np.ndarray, labels: np.ndarray, *, layout: str = "NZK") -> np.ndarray:
+    """``[ED@1, ..., ED@Z]``: for each z, mean over samples of min over K of Lev(prefix z) / z.
+
+    ``preds`` is (N, Z, K) as Ego4D's ``lta_metrics.edit_distance`` takes it, or (N, K, Z) with
+    ``layout="NKZ"``; (N, Z) is K = 1. Labels are (N, Z) (or Ego4D's (N, Z, 1)).
+    """
+    preds, labels = _shapes(preds, labels, layout)
     n, k, z = preds.shape
     flat_p = preds.reshape(n * k, z)
     flat_l = np.repeat(labels, k, axis=0)
@@ -59,14 +86,21 @@ def ed_curve(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (dist.min(axis=1) / np.arange(1, z + 1)).mean(axis=0)
 
 
-def edit_distance(preds: np.ndarray, labels: np.ndarray) -> float:
-    """ED of ``preds`` (N, K, Z) against ``labels`` (N, Z): mean over samples of min over K of Lev / Z."""
-    return float(ed_curve(preds, labels)[-1])
+def edit_distance(preds: np.ndarray, labels: np.ndarray, *, layout: str = "NZK") -> float:
+    """ED of ``preds`` against ``labels`` (N, Z): mean over samples of min over K of Lev / Z.
+
+    ``preds`` is laid out as Ego4D's (and AntGPT's) function of the same name takes it, (N, Z, K);
+    pass ``layout="NKZ"`` for (N, K, Z). With K == Z both shapes fit, so the layout is never guessed.
+    """
+    return float(ed_curve(preds, labels, layout=layout)[-1])
 
 
-def aued(preds: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ED@z curve for z = 1..Z (trapezoid rule, unit spacing) / (Z - 1); NaN when Z = 1."""
-    curve = ed_curve(preds, labels)
+def aued(preds: np.ndarray, labels: np.ndarray, *, layout: str = "NZK") -> float:
+    """Area under the ED@z curve for z = 1..Z (trapezoid rule, unit spacing) / (Z - 1); NaN when Z = 1.
+
+    ``preds`` (N, Z, K) as Ego4D's ``AUED`` (``layout="NKZ"`` for (N, K, Z)).
+    """
+    curve = ed_curve(preds, labels, layout=layout)
     if len(curve) < 2:
         return float("nan")
     return float(np.sum((curve[1:] + curve[:-1]) / 2.0) / (len(curve) - 1))
@@ -159,7 +193,7 @@ def evaluate_lta(
         "K": int(verbs.shape[1]),
         "Z": z,
         "n_samples": len(samples),
-        f"ED@{z}": {h: edit_distance(*arrays[h]) for h in HEADS},
-        "AUED": {h: aued(*arrays[h]) for h in HEADS},
+        f"ED@{z}": {h: edit_distance(*arrays[h], layout="NKZ") for h in HEADS},
+        "AUED": {h: aued(*arrays[h], layout="NKZ") for h in HEADS},
     }
     return jsonable(result)

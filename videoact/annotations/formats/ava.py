@@ -20,6 +20,11 @@ Formats (see ``specs/evaluation.md`` section 1):
   person ids). A file without any col8 (7 columns) is ground truth without person ids (the official
   reader gives such rows score 1.0). Pass ``kind="pred"`` for a detection file whose scores are all
   written as integers.
+* Rows the official evaluator scores but the table rules forbid are kept as written and counted in one
+  warning line per file (``strict=True`` / ``--strict`` refuses them): a reversed box (``x1 > x2`` or
+  ``y1 > y2``) gets ``flag="lenient"`` and ``attrs["lenient"] = ["reversed_box"]``; an action id
+  outside the ``label_map`` keeps its id, a null ``label`` and ``attrs["lenient"] = ["label_not_in_map"]``
+  (the evaluator's whitelist drops the row; its keyframe still counts as annotated).
 * A 2-column row ``video_id,timestamp`` is a keyframe with no action -> a row with a null box and
   ``flag="empty"``.
 
@@ -55,6 +60,7 @@ proposals); exporters write rows sorted by ``seq``, with rows made by the pipeli
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 import re
@@ -87,6 +93,7 @@ __all__ = [
     "read_label_map",
 ]
 
+_log = logging.getLogger(__name__)
 _BOX = ("x1", "y1", "x2", "y2")
 _INT_RE = re.compile(r"[+-]?\d+")
 
@@ -219,15 +226,40 @@ def _default_source(path: Path, kind: str, dataset: str, source: str | None) -> 
     return f"ground_truth:{dataset}" if kind == "gt" else f"predictions:{path.name}"
 
 
-def _check_box(path: Path, line: int, vals: list[float]) -> None:
+def _check_box(path: Path, line: int, vals: list[float], *, allow_reversed: bool = False) -> bool:
+    """Raise on a coordinate outside [0, 1]; a reversed box raises too unless ``allow_reversed`` (-> True)."""
     for name, v in zip(_BOX, vals, strict=True):
         if not 0.0 <= v <= 1.0:
             raise FormatError(path, line, f"box coordinate {name}={v} is outside [0, 1] "
                                           "(AVA boxes are normalised)")
     x1, y1, x2, y2 = vals
     if x2 < x1 or y2 < y1:
+        if allow_reversed:
+            return True
         raise FormatError(path, line, f"wrong box order: need x1 <= x2 and y1 <= y2, "
                                       f"got {x1}, {y1}, {x2}, {y2}")
+    return False
+
+
+_LENIENT_KINDS = {
+    "reversed_box": "reversed box(es) (x1 > x2 or y1 > y2; kept as written, never matched)",
+    "label_not_in_map": "row(s) with an action id outside the label map (kept, dropped by the evaluator)",
+}
+
+
+def lenient_message(path: Path | str, counts: Mapping[str, int]) -> str | None:
+    """The one warning line for ``path`` (``None`` when nothing was read leniently)."""
+    found = [f"{n} {_LENIENT_KINDS[k]}" for k, n in counts.items() if n]
+    if not found:
+        return None
+    return f"{path}: read as the official AVA evaluator reads it: {'; '.join(found)} (--strict refuses them)"
+
+
+def _warn_lenient(path: Path, counts: Mapping[str, int]) -> None:
+    """One warning line per file with the count of each kind of row kept as the official tool reads it."""
+    msg = lenient_message(path, counts)
+    if msg:
+        _log.warning("%s", msg)
 
 
 def _parse_timestamp(path: Path, line: int, text: str, texts: dict[str, str]) -> float:
@@ -453,18 +485,31 @@ def import_ava(
     label_space: str = "ava",
     dataset: str = "ava",
     source: str | None = None,
+    strict: bool = False,
 ) -> Tables:
     """Read an AVA ground-truth or detection csv into the ``boxes`` table (``task="detection"``).
 
+    Rows the official evaluator (ActivityNet ``get_ava_performance.py``) accepts are kept as it reads
+    them, with one warning line giving their counts: a **reversed box** (``x1 > x2`` or ``y1 > y2``)
+    keeps its corners as written with ``flag="lenient"`` and ``attrs["lenient"] = ["reversed_box"]``
+    (a reversed detection is dropped by the evaluator's ``_remove_invalid_boxes`` after the top-50 cap,
+    so it never matches; a reversed ground-truth box makes the reference's ``np_box_list.BoxList``
+    raise, so ``videoact eval`` refuses it, naming the row); an **action id outside** ``label_map``
+    keeps its id with a null ``label`` and ``attrs["lenient"] = ["label_not_in_map"]`` (the
+    evaluator's class whitelist drops the row, its keyframe still counts). ``strict=True`` refuses
+    both instead.
+
     Args:
         kind: ``gt`` (col8 = person id), ``pred`` (col8 = score) or ``auto`` (see the module docstring).
-        label_map: a pbtxt / text label map; fills ``label`` and the ``labels`` table, and makes an
-            action id missing from it an error.
+        label_map: a pbtxt / text label map; fills ``label`` and the ``labels`` table (an action id
+            missing from it is kept with a null label, or an error with ``strict``).
         label_space: the label space of ``label_id``.
         dataset: names the ground-truth source ``ground_truth:<dataset>``.
         source: overrides the ``source`` of every row (predictions default to ``predictions:<file>``).
+        strict: refuse reversed boxes and ids outside the label map (``FormatError`` naming the line).
     """
     path = Path(path)
+    lenient = Counter({"reversed_box": 0, "label_not_in_map": 0})
     if kind not in ("auto", "gt", "pred"):
         raise AnnotationError(f"kind must be 'gt', 'pred' or 'auto', got {kind!r}")
     names: dict[int, str] | None = None
@@ -491,6 +536,7 @@ def import_ava(
     score_texts: list[str] = []
     for no, f in rows:
         texts: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         rec: dict[str, Any] = {"video_id": f[0], "task": "detection", "label_space": label_space,
                                "source": src, "seq": no - 1, "score": 1.0}
         rec["t_s"] = _parse_timestamp(path, no, f[1], texts)
@@ -500,7 +546,10 @@ def import_ava(
             rec["label_space"] = None
         else:
             box = [parse_float(f[2 + i], path, no, name) for i, name in enumerate(_BOX)]
-            _check_box(path, no, box)
+            if _check_box(path, no, box, allow_reversed=not strict):
+                rec["flag"] = schema.LENIENT
+                extra.setdefault("lenient", []).append("reversed_box")
+                lenient["reversed_box"] += 1
             for name, v, t in zip(_BOX, box, f[2:6], strict=True):
                 rec[name] = v
                 if _fmt_box(v) != t:
@@ -518,8 +567,13 @@ def import_ava(
                 rec["label_id"] = label_id
                 if names is not None:
                     if label_id not in names:
-                        raise FormatError(path, no, f"unknown label {label_id} (not in {label_map})")
-                    rec["label"] = names[label_id]
+                        if strict:
+                            raise FormatError(path, no, f"unknown label {label_id} (not in {label_map}; "
+                                                        "the official evaluator drops such rows)")
+                        extra.setdefault("lenient", []).append("label_not_in_map")
+                        lenient["label_not_in_map"] += 1
+                    else:
+                        rec["label"] = names[label_id]
             col8 = f[7] if len(f) == 8 else None
             if kind == "gt":
                 if col8 is not None and col8.strip() != "":
@@ -537,7 +591,7 @@ def import_ava(
                 score = parse_float(col8, path, no, "score (column 8 of a detection file)")
                 rec["score"] = score
                 score_texts.append(col8)
-        rec["attrs"] = _attrs(texts, columns=columns)
+        rec["attrs"] = _attrs(texts, columns=columns, **extra)
         records.append(rec)
     decimals = Counter(d for d in map(_decimals, score_texts) if d is not None).most_common(1)
     layout["kind"] = kind
@@ -553,7 +607,9 @@ def import_ava(
                 rec["attrs"] = schema.dumps_attrs(attrs)
     meta["ava"] = {src: layout}
     boxes = pd.DataFrame.from_records(records, columns=schema.columns("boxes"))
-    return Tables(boxes=boxes, labels=labels, meta=meta).validated(where=str(path))
+    tables = Tables(boxes=boxes, labels=labels, meta=meta).validated(where=str(path))
+    _warn_lenient(path, lenient)
+    return tables
 
 
 def _ava_line(row: Mapping[str, Any], kind: str, decimals: int | None) -> str:
@@ -604,7 +660,7 @@ def export_ava(
             text that reads back to the same float.
     """
     df = schema.validate("boxes", tables.boxes, where="boxes")
-    df = df[(df["task"] == "detection") & (df["flag"].isna() | (df["flag"] == "empty"))]
+    df = df[(df["task"] == "detection") & (df["flag"].isna() | df["flag"].isin(["empty", schema.LENIENT]))]
     df, src = _pick_source(df, source, "AVA detection")
     layout = _file_meta(tables, "ava", src)
     if kind == "auto":

@@ -38,14 +38,23 @@ Round trips:
 Exporters pick rows by ``source``: ``thumos14`` writes the ground-truth rows and ``thumos14-results``
 the others (each writes every localization row when there are none of its kind).
 
+Rows the evalkit reads although the table rules forbid them -- a **reversed segment** (start > end)
+and a **negative time** -- are kept exactly as written with ``flag="lenient"`` (an Ambiguous row keeps
+``flag="ambiguous"``) and ``attrs["lenient"] = ["reversed" | "negative_time", ...]``, with one warning
+line per file giving the counts; the ``thumos14_evalkit`` evaluator orders the ends as
+``intervaloverlapvalseconds.m`` does. A results row whose class id is not in the class list (the evalkit
+prints a warning and skips it) is kept with a null ``label`` and ``attrs["lenient"] =
+["unknown_class_id"]``; the evaluator drops and counts it. ``strict=True`` (``--strict``) refuses all
+of these instead, naming file and line.
+
 Malformed lines raise ``FormatError`` with file, 1-based line and problem: wrong column count, bad
-number, reversed segment (start > end), negative time, unknown class id (results) or duplicate id
-(class list). An unknown class name of a ground-truth file (with a class list) comes from the file
-name, so that error names the file without a line.
+number or duplicate id (class list). An unknown class name of a ground-truth file (with a class list)
+comes from the file name, so that error names the file without a line.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -66,6 +75,7 @@ from videoact.annotations.formats._common import (
 from videoact.annotations.store import atomic_write_text
 from videoact.annotations.tables import Tables
 
+_log = logging.getLogger(__name__)
 FORMAT = "thumos14"
 CLASSES_FORMAT = "thumos14-classes"
 RESULTS_FORMAT = "thumos14-results"
@@ -98,11 +108,56 @@ def _time(x: float) -> str:
     return f"{x:.1f}" if float(f"{x:.1f}") == x else repr(float(x))
 
 
-def _check_segment(path: Path, lineno: int, start: float, end: float) -> None:
-    if start < 0:
-        raise FormatError(path, lineno, f"negative start time {start}")
+def _check_segment(path: Path, lineno: int, start: float, end: float, strict: bool = True) -> list[str]:
+    """The reasons a segment breaks the table rules (``negative_time``, ``reversed``); raise if ``strict``.
+
+    The evalkit reads such rows as they are: ``intervaloverlapvalseconds.m`` orders each interval's
+    ends with min/max, and negative times are plain numbers to it.
+    """
+    reasons: list[str] = []
+    if start < 0 or end < 0:
+        if strict:
+            which = f"start time {start}" if start < 0 else f"end time {end}"
+            raise FormatError(path, lineno, f"negative {which} (the evalkit keeps negative times)")
+        reasons.append("negative_time")
     if start > end:
-        raise FormatError(path, lineno, f"reversed segment: start {start} > end {end}")
+        if strict:
+            raise FormatError(path, lineno, f"reversed segment: start {start} > end {end} "
+                                            "(the evalkit orders the ends)")
+        reasons.append("reversed")
+    return reasons
+
+
+def _lenient(row: dict[str, Any], attrs: dict[str, Any], reasons: list[str], counts: dict[str, int]) -> None:
+    """Mark a row kept as the evalkit reads it (flag, or ``attrs["lenient"]`` on an Ambiguous row)."""
+    if not reasons:
+        return
+    attrs["lenient"] = reasons
+    if row.get("flag") is None:
+        row["flag"] = schema.LENIENT
+    for r in reasons:
+        counts[r] = counts.get(r, 0) + 1
+
+
+_LENIENT_KINDS = {
+    "reversed": "reversed segment(s) (start > end; kept as written, the evalkit orders the ends)",
+    "negative_time": "row(s) with a negative time (kept as written)",
+    "unknown_class_id": "row(s) with a class id outside the class list (kept, dropped by the evaluator)",
+}
+
+
+def lenient_message(path: Path | str, counts: dict[str, int]) -> str | None:
+    """The one warning line for ``path`` (``None`` when nothing was read leniently)."""
+    found = [f"{counts[k]} {text}" for k, text in _LENIENT_KINDS.items() if counts.get(k)]
+    if not found:
+        return None
+    return f"{path}: read as the THUMOS14 evalkit reads it: {'; '.join(found)} (--strict refuses them)"
+
+
+def _warn_lenient(path: Path, counts: dict[str, int]) -> None:
+    msg = lenient_message(path, counts)
+    if msg:
+        _log.warning("%s", msg)
 
 
 def _opt_path(*candidates: Path | str | None) -> Path | None:
@@ -198,6 +253,7 @@ def _read_class_file(
     class_file: Path | None,
     rows: list[dict[str, Any]],
     splits: dict[str, str],
+    strict: bool = False,
 ) -> dict[str, Any]:
     m = _FILE_RE.match(path.name)
     if m is None:
@@ -214,6 +270,7 @@ def _read_class_file(
             )
         label_id = classes[label]
     lines, newline, final = _read_lines(path)
+    counts: dict[str, int] = {}
     for i, line in enumerate(lines):
         lineno = i + 1
         if not line.strip():
@@ -225,14 +282,14 @@ def _read_class_file(
             )
         start = parse_float(cols[1], path, lineno, "start time")
         end = parse_float(cols[2], path, lineno, "end time")
-        _check_segment(path, lineno, start, end)
+        reasons = _check_segment(path, lineno, start, end, strict)
         vid = cols[0]
         attrs: dict[str, Any] = {}
         if line != f"{vid}  {_time(start)} {_time(end)}":
             attrs["line"] = line
         if splits.setdefault(vid, subset) != subset:
             attrs["subset"] = subset
-        rows.append(
+        row = (
             {
                 "video_id": vid,
                 "task": TASK,
@@ -245,9 +302,12 @@ def _read_class_file(
                 "flag": "ambiguous" if ambiguous else None,
                 "seq": i,
                 "source": f"ground_truth:{dataset}",
-                "attrs": schema.dumps_attrs(attrs),
             }
         )
+        _lenient(row, attrs, reasons, counts)
+        row["attrs"] = schema.dumps_attrs(attrs)
+        rows.append(row)
+    _warn_lenient(path, counts)
     return {"name": path.name, "label": label, "subset": subset, "newline": newline, "final_newline": final}
 
 
@@ -258,6 +318,7 @@ def import_thumos14(
     class_list: Path | str | None = None,
     label_map: Path | str | None = None,
     dataset: str = "thumos14",
+    strict: bool = False,
 ) -> Tables:
     """Read THUMOS14 ground truth: one class file, a subset folder, or a folder of subset folders.
 
@@ -267,6 +328,8 @@ def import_thumos14(
             makes a class that is not in it an error.
         label_map: alias of ``class_list`` (the CLI's ``--label-map``).
         dataset: names ``source="ground_truth:<dataset>"`` and the videos' ``dataset``.
+        strict: refuse reversed segments and negative times (kept as written by default, see the
+            module docstring).
     """
     path = Path(path)
     class_file = _opt_path(class_list, label_map)
@@ -279,7 +342,7 @@ def import_thumos14(
     if path.is_file():
         layout = "file"
         folders.append(
-            {"dir": "", "files": [_read_class_file(path, dataset, classes, class_file, rows, splits)]}
+            {"dir": "", "files": [_read_class_file(path, dataset, classes, class_file, rows, splits, strict)]}
         )
     else:
         files, other = _class_files(path)
@@ -295,7 +358,7 @@ def import_thumos14(
             if not subdirs:
                 raise FormatError(path, None, "no <Class>_<subset>.txt files here or in its sub-folders")
         for _folder, rel, sub_files, sub_other in subdirs:
-            infos = [_read_class_file(f, dataset, classes, class_file, rows, splits) for f in sub_files]
+            infos = [_read_class_file(f, dataset, classes, class_file, rows, splits, strict) for f in sub_files]
             folders.append({"dir": rel, "files": infos})
             skipped += [f"{rel}/{n}" if rel else n for n in sub_other]
     videos = pd.DataFrame(
@@ -417,16 +480,20 @@ def import_thumos14_results(
     class_list: Path | str | None = None,
     label_map: Path | str | None = None,
     source: str | None = None,
+    strict: bool = False,
 ) -> Tables:
     """Read detections ``video[.mpeg] start end ucf101_class_id conf``.
 
     Args:
         path: the detection file.
-        class_list: ``detclasslist_ucf101_ids.txt``; fills ``label`` and makes an unknown id an error.
+        class_list: ``detclasslist_ucf101_ids.txt``; fills ``label`` (an id not in it is kept with a null
+            label and dropped by the evaluator, as the evalkit skips it; an error with ``strict``).
         label_map: alias of ``class_list``.
         source: the rows' ``source`` (default ``predictions:<file name>``).
+        strict: refuse reversed segments, negative times and unknown class ids (kept by default).
     """
     path = Path(path)
+    counts: dict[str, int] = {}
     class_file = _opt_path(class_list, label_map)
     labels = _parse_classes(class_file)[0] if class_file else schema.empty("labels")
     names = dict(zip(labels["id"].astype(int), labels["name"], strict=True)) if class_file else None
@@ -445,29 +512,36 @@ def import_thumos14_results(
             )
         start = parse_float(cols[1], path, lineno, "start time")
         end = parse_float(cols[2], path, lineno, "end time")
-        _check_segment(path, lineno, start, end)
+        reasons = _check_segment(path, lineno, start, end, strict)
         cid = parse_int(cols[3], path, lineno, "class id")
         conf = parse_float(cols[4], path, lineno, "confidence")
         if names is not None and cid not in names:
-            raise FormatError(path, lineno, f"unknown class id {cid} (not in the class list {class_file})")
+            if strict:
+                raise FormatError(path, lineno, f"unknown class id {cid} (not in the class list {class_file}; "
+                                                "the evalkit skips such rows with a warning)")
+            reasons.append("unknown_class_id")
         vid, ext = (cols[0][:-5], ".mpeg") if cols[0].endswith(".mpeg") else (cols[0], "")
         suffix = ext if suffix is None else suffix
-        attrs = {"video_suffix": ext} if ext != suffix else None
-        rows.append(
+        attrs: dict[str, Any] = {"video_suffix": ext} if ext != suffix else {}
+        row = (
             {
                 "video_id": vid,
                 "task": TASK,
                 "t_start_s": start,
                 "t_end_s": end,
-                "label": names[cid] if names is not None else None,
+                "label": names.get(cid) if names is not None else None,
                 "label_id": cid,
                 "label_space": LABEL_SPACE,
                 "score": conf,
                 "seq": i,
                 "source": source,
-                "attrs": schema.dumps_attrs(attrs),
+                "flag": None,
             }
         )
+        _lenient(row, attrs, reasons, counts)
+        row["attrs"] = schema.dumps_attrs(attrs or None)
+        rows.append(row)
+    _warn_lenient(path, counts)
     meta = {"file": path.name, "video_suffix": suffix or "", "newline": newline, "final_newline": final}
     segments = pd.DataFrame(rows) if rows else schema.empty("segments")
     return Tables(segments=segments, labels=labels, meta={RESULTS_FORMAT: meta}).validated(where=str(path))
