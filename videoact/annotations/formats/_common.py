@@ -173,8 +173,12 @@ def read_json(path: Path) -> tuple[Any, str]:
 
 
 def read_text(path: Path) -> str:
-    """A text file as UTF-8, line endings untouched (exporters write ``\r\n`` files back as they were)."""
+    """A text file as UTF-8, line endings untouched (exporters write ``\r\n`` files back as they were).
+
+    One policy for every text format: a leading byte-order mark (Windows editors write one) is not part of the
+    first field, so it is dropped, here and only here (``utf-8-sig``); other bytes that are not UTF-8 are a
+    ``FormatError`` naming the file and the byte offset."""
     try:
-        return path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise FormatError(path, None, f"not UTF-8 text ({exc})") from None
+        raise FormatError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None

@@ -52,7 +52,7 @@ from typing import Any
 import pandas as pd
 
 from videoact.annotations import schema
-from videoact.annotations.formats._common import FormatError, read_json, register_exporter, register_importer
+from videoact.annotations.formats._common import FormatError, read_json, read_text, register_exporter, register_importer
 from videoact.annotations.store import atomic_write_text
 from videoact.annotations.tables import Tables
 
@@ -133,7 +133,7 @@ def read_class_list(path: str | Path) -> dict[str, int]:
     out: dict[str, int] = {}
     ids: set[int] = set()
     lines = [
-        (i, ln.strip()) for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if ln.strip()
+        (i, ln.strip()) for i, ln in enumerate(read_text(path).splitlines(), 1) if ln.strip()
     ]
     for pos, (lineno, line) in enumerate(lines):
         head, _, rest = line.partition(" ")

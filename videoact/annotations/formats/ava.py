@@ -386,7 +386,7 @@ def _load_label_map(path: Path) -> tuple[list[tuple[int, str, dict[str, str]]], 
 
 def _numbered_all(path: Path) -> list[tuple[int, str]]:
     """Every line (blank ones too), without line endings, so token offsets give true line numbers."""
-    text = path.read_bytes().decode("utf-8")
+    text = read_text(path)
     return [(i + 1, raw.rstrip("\r")) for i, raw in enumerate(text.split("\n"))]
 
 

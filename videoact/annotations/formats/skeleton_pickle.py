@@ -173,7 +173,7 @@ def read_label_map(path: str | Path) -> tuple[list[str], dict[str, Any]]:
     """Class names (id = line - 1) and the text layout (line ending, final newline) of a label map."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a BOM is not part of the first name
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(path, None, f"cannot read the label map as UTF-8 text ({exc})") from None
     eol = "\r\n" if "\r\n" in text else "\n"
