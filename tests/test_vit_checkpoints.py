@@ -241,7 +241,8 @@ def test_strict_errors_name_the_problem(tmp_path):
 def test_unsafe_pickles_are_refused_with_the_fix(tmp_path):
     path = tmp_path / "pickled.pth"
     torch.save({"model": {}, "extra": Path("x")}, path)  # a pickled class torch will not load weights-only
-    with pytest.raises(ValueError, match=r"not a weights file: a pickle that needs Python objects.*save only the weights"):
+    with pytest.raises(ValueError, match=r"not a weights file: a pickle that needs Python objects.*save only the "
+                                         r"weights"):
         read_checkpoint(path)
     with pytest.raises(FileNotFoundError, match=r"nope\.pth"):
         read_checkpoint(tmp_path / "nope.pth")

@@ -46,11 +46,30 @@ def file_key(name: str) -> str:
     return "%2E" + key[1:] if key.startswith(".") else key
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly process-wide)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write via a temp file in the same directory, fsync, then rename over ``path``.
+
+    The file gets the mode a plain ``open()`` would give (``0o666 & ~umask``: 0644 under umask 022), set before
+    the rename, so a run directory on a shared disk is as readable as the user's umask says."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the file what open() would (0644 under umask 022)
+            os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -149,6 +168,7 @@ def load_torch_checkpoint(path: str | Path, *, fmt: str, what: str | None = None
     """A videoact checkpoint: ``torch.load(weights_only=True)`` (tensors and plain data only, no code runs) of a
     dict whose ``format`` is ``fmt``, a ``CHECKPOINT_KINDS`` name. A missing file or another format raises with the
     file, what it should hold and the command that writes one (the kind's ``what`` / ``make`` unless given)."""
+
     kind = CHECKPOINT_KINDS.get(fmt)
     what, make = what or kind.what, make or kind.make
     path = Path(path)
@@ -301,21 +321,117 @@ def stored_video_ids(root: str | Path, name: str = "videos") -> list[str]:
     return [unquote(p.stem) for p in table_files(root, name)]
 
 
-def load(root: str | Path, tables: Iterable[str] = schema.TABLE_NAMES) -> Tables:
+def load(root: str | Path, *, videos: Iterable[str] | None = None, tables: Iterable[str] | str | None = None,
+         columns: Iterable[str] | None = None) -> Tables:
     """Read a run or imported directory into ``Tables`` (pandas DataFrames).
+
+    Each table's files are read as one ``pyarrow.dataset`` (one scan, one conversion: list columns such as
+    ``keypoints`` become float32 arrays in one go, not row by row). Every file's schema version and table name
+    are checked; rows are not validated again (they were when written).
 
     Args:
         root: the directory written by ``videoact run`` or ``videoact import``.
-        tables: which tables to read; the others stay empty.
+        videos: only these video ids (their files alone are opened); ``labels`` are kept whole.
+        tables: which tables to read (a name or names); the others stay empty.
+        columns: only these columns of each table read (those a table has; a name no table has is an error).
+            With ``columns`` the frames hold just those columns.
 
     Example:
         >>> import videoact
         >>> t = videoact.load("runs/demo")                           # doctest: +SKIP
         >>> t.segments.groupby("label")["score"].mean()              # doctest: +SKIP
+        >>> t = videoact.load("runs/demo", videos=["carphone"], tables="segments",
+        ...                   columns=["video_id", "label", "score"])  # doctest: +SKIP
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such run directory (make one with `videoact run` or `videoact import`)")
+    names = [tables] if isinstance(tables, str) else list(schema.TABLE_NAMES if tables is None else tables)
+    for name in names:
+        schema._check_table(name)
+    wanted = None if columns is None else list(dict.fromkeys(columns))
+    if wanted is not None:
+        known = {c for name in names for c in schema.columns(name)}
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            raise schema.AnnotationError(f"unknown column(s) {unknown} in the tables {names}")
+    ids = None if videos is None else list(dict.fromkeys([videos] if isinstance(videos, str) else videos))
+    out: dict[str, pd.DataFrame] = {}
+    for name in names:
+        if ids is not None and name != "labels":
+            files = [p for p in (root / name / f"{file_key(v)}.parquet" for v in ids) if p.is_file()]
+        else:
+            files = table_files(root, name)
+        cols = None if wanted is None else [c for c in wanted if c in schema.columns(name)]
+        out[name] = _read_dataset(files, name, cols)
+    manifest = read_manifest(root)
+    if wanted is not None:  # a Tables needs every table: the ones not read are empty frames of the asked columns
+        for name in schema.TABLE_NAMES:
+            if name not in out:
+                out[name] = schema.empty(name)[[c for c in wanted if c in schema.columns(name)]]
+    return Tables(**out, meta=dict(manifest.get("import", {}).get("meta", {})))
+
+
+def _read_dataset(files: list[Path], name: str, cols: list[str] | None) -> pd.DataFrame:
+    """The rows of ``files`` (one table) as one DataFrame in canonical dtypes, in the stored order."""
+    import pyarrow.dataset as ds
+
+    full = schema.columns(name)
+    if not files:
+        df = schema.empty(name)
+        return df if cols is None else df[cols]
+    for path in files:  # footers only: version and table of every file, a corrupt file named
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise schema.AnnotationError(
+                f"{path}: not a readable Parquet file ({exc}); delete it and re-run") from None
+        _check_meta(path, meta, name)
+    read = list(full) if cols is None else list(cols)
+    # seq decides the order (below): read it even when not asked for
+    if "seq" in full and "seq" not in read:
+        read.append("seq")
+    dataset = ds.dataset([str(p) for p in files], schema=schema.arrow_schema(name), format="parquet")
+    table = dataset.to_table(columns=read)  # files in the given (sorted) order, missing columns null
+    df = _arrow_to_frame(table, name)
+    seq = df["seq"] if "seq" in df.columns else None
+    # seq is a global position (a file's line) for most imports: restore the file's order. Where it
+    # restarts per video (Ego4D action_idx) files stay in video order, rows in their stored order.
+    if seq is not None and len(seq) and seq.notna().all() and seq.is_unique:
+        df = df.sort_values("seq", kind="stable").reset_index(drop=True)
+    return df if cols is None else df[cols]
+
+
+def _arrow_to_frame(table: pa.Table, name: str) -> pd.DataFrame:
+    """Arrow -> pandas in the dtypes ``schema.validate`` gives: Int64, string, float64; list columns as one
+    float32 buffer split into per-row views (None where null)."""
+    types = {c.name: c.type for c in schema.SCHEMAS[name]}
+    lists = [c for c in table.column_names if pa.types.is_list(types[c])]
+    plain = table.drop_columns(lists) if lists else table
+    df = plain.to_pandas(types_mapper=_TYPES_MAPPER.get)
+    for c in lists:
+        df[c] = _split_list_column(table.column(c))
+    return df[table.column_names]
+
+
+def _split_list_column(column: pa.ChunkedArray) -> pd.Series:
+    """A list<float32> column as an object Series of float32 arrays (views into one buffer) and None."""
+    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    offsets = arr.offsets.to_numpy()
+    values = arr.values.to_numpy(zero_copy_only=False)
+    values = np.array(values[offsets[0]:offsets[-1]], dtype=np.float32)  # writeable, owned
+    parts = np.split(values, offsets[1:-1] - offsets[0])
+    out = np.fromiter(parts, dtype=object, count=len(arr)) if len(arr) else np.empty(0, dtype=object)
+    if arr.null_count:
+        out[arr.is_null().to_numpy(zero_copy_only=False)] = None
+    return pd.Series(out, dtype=object)
+
+
+def _load_per_row(root: str | Path, tables: Iterable[str] = schema.TABLE_NAMES) -> Tables:
+    """The loader before issue 20 (files one by one, list columns through ``to_pylist``, every row validated).
+
+    Kept only as the reference of ``scripts/bench_load.py`` and of the test that ``load`` returns the same."""
+    root = Path(root)
     out: dict[str, pd.DataFrame] = {}
     for name in tables:
         files = table_files(root, name)
@@ -324,8 +440,6 @@ def load(root: str | Path, tables: Iterable[str] = schema.TABLE_NAMES) -> Tables
             continue
         out[name] = _read_many(files, name, str(root / name))
         seq = out[name]["seq"] if "seq" in out[name].columns else None
-        # seq is a global position (a file's line) for most imports: restore the file's order. Where it
-        # restarts per video (Ego4D action_idx) files stay in video order, rows in their stored order.
         if seq is not None and len(seq) and seq.notna().all() and seq.is_unique:
             out[name] = out[name].sort_values("seq", kind="stable").reset_index(drop=True)
     manifest = read_manifest(root)

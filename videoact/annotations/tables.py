@@ -102,5 +102,75 @@ class Tables:
     def summary(self) -> dict[str, int]:
         return {name: len(df) for name, df in self.items()}
 
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{name}={n}" for name, n in self.summary().items())
+        return f"Tables({counts})"
+
+    def __str__(self) -> str:
+        """The counts, then the first rows of each non-empty table (``print(tables)``)."""
+        parts = [repr(self)]
+        for name, df in self.items():
+            if len(df):
+                parts.append(f"-- {name} ({len(df)} rows)\n{_shown(df.head(3)).to_string(max_cols=12)}")
+        return "\n".join(parts)
+
+    def _repr_html_(self, head: int = 5) -> str:
+        """Notebooks: the row count of every table, then the first ``head`` rows of each non-empty one."""
+        import html
+
+        parts = ["<div><b>videoact.Tables</b>: "
+                 + ", ".join(f"{name} <b>{n}</b>" for name, n in self.summary().items()) + "</div>"]
+        for name, df in self.items():
+            if not len(df):
+                continue
+            shown = _shown(df.head(head))
+            parts.append(f"<details open><summary><b>{html.escape(name)}</b> ({len(df)} rows)</summary>"
+                         f"{shown.to_html(max_cols=20, na_rep='', notebook=True)}</details>")
+        return "\n".join(parts)
+
+    def to_polars(self) -> dict[str, Any]:
+        """``{table name: polars.DataFrame}`` (list columns as ``List(Float32)``); needs ``pip install polars``."""
+        try:
+            import polars as pl
+        except ImportError:
+            raise ImportError("Tables.to_polars() needs polars: pip install polars") from None
+        import pyarrow as pa
+
+        out = {}
+        for name, df in self.items():
+            types = {c.name: c.type for c in schema.SCHEMAS[name]}
+            arrays = {}
+            for col in df.columns:
+                tp = types.get(col)
+                if tp is not None and pa.types.is_list(tp):
+                    arrays[col] = pa.array([None if v is None else v for v in df[col]], type=tp)
+                else:
+                    arrays[col] = pa.Array.from_pandas(df[col], type=tp)
+            out[name] = pl.from_arrow(pa.table(arrays), rechunk=False)
+        return out
+
+
+def _shown(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` for display: list columns (keypoints, scores) as their length, not hundreds of numbers."""
+    df = df.copy()
+    for col in ("keypoints", "scores"):
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: "" if v is None else f"float32[{len(v)}]")
+    return df
+
+
+def parse_attrs(df: pd.DataFrame) -> pd.DataFrame:
+    """The JSON ``attrs`` column of a table as a DataFrame: one column per key, ``df``'s index, NaN where a row
+    lacks a key (``df.attrs`` is pandas' own metadata dict; the column is ``df["attrs"]``).
+
+    Example:
+        >>> seg = pd.DataFrame({"attrs": ['{"rank": 1}', None, '{"rank": 2, "window": 3}']})
+        >>> parse_attrs(seg)["rank"].tolist()
+        [1.0, nan, 2.0]
+    """
+    if "attrs" not in df.columns:
+        raise KeyError("this table has no 'attrs' column")
+    return pd.DataFrame.from_records([schema.loads_attrs(v) for v in df["attrs"]], index=df.index)
+
 
 assert [f.name for f in fields(Tables)][:-1] == list(schema.TABLE_NAMES)
