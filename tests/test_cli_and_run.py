@@ -147,3 +147,21 @@ def test_quick_start_sample_runs_end_to_end(tmp_path: Path) -> None:
     assert list(videos["video_id"]) == ["carphone"]
     assert (videos.loc[0, "width"], videos.loc[0, "height"]) == (176, 144)
     assert set(SAMPLES) >= {"carphone"}
+
+
+
+def test_a_closed_pipe_ends_quietly_and_verbose_goes_anywhere(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`videoact config show | head -1`: the reader has left (a real pipe whose read end is closed), the write
+    fails with EPIPE, and the command ends with rc 141 and no traceback. `-v` also works after the subcommand."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    out = os.fdopen(w, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["config", "show"]) == 141
+    monkeypatch.undo()
+    out.close()
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["models", "list", "-v"]) == 0 and "kinetics400" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -537,6 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from videoact.runner.errors import EngineError, InputError, StageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    # -v / --verbose is global but may come after the subcommand (`videoact run IN -o OUT -v`), as users type it
+    end = argv.index("--") if "--" in argv else len(argv)
+    verbose = [a for a in argv[:end] if a in ("-v", "--verbose")]
+    argv = verbose[:1] + [a for a in argv[:end] if a not in ("-v", "--verbose")] + argv[end:]
     parser = build_parser()
     # `config show key=value` without a file: argparse would take the override as CONFIG.
     args, extra = parser.parse_known_args(argv)
@@ -565,6 +570,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("videoact: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `videoact ... | head -1`: the reader left; stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the closed pipe
 
 
 if __name__ == "__main__":
