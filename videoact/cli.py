@@ -164,8 +164,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from videoact.decode.probe import fraction_str, probe_video
+    from videoact.runner.inputs import sample_path
 
-    info = probe_video(args.video, backend=args.backend)
+    video = sample_path(args.video.split(":", 1)[1]) if str(args.video).startswith("sample:") else args.video
+    info = probe_video(video, backend=args.backend)  # sample:NAME as everywhere a video is taken
     if args.json:
         print(json.dumps(info.as_dict()))
         return EXIT_OK
